@@ -1,0 +1,209 @@
+"""The `cqrs-exporter` command: serve, check-config, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, load_config, parse_listen
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("exporter")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        return json.dumps(entry)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The driver logs every reconnection attempt at WARNING/ERROR; our probes say it better.
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL if level != "DEBUG" else logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _report_config_error(error: ConfigError) -> int:
+    print(f"{error.source}: invalid configuration", file=sys.stderr)
+    for line in error.errors:
+        print(line, file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _load(path: str) -> Config | int:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        return _report_config_error(error)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if isinstance(config, int):
+        return config
+    print(
+        f"{args.config}: OK (write datacenter {config.datacenters.write}; read datacenters "
+        f"{', '.join(config.datacenters.read) or 'none'}; {len(config.read_models)} read models)"
+    )
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from exporter.schema import schema_cql
+
+    config = _load(args.config)
+    if isinstance(config, int):
+        return config
+    for statement in schema_cql(config):
+        print(f"{statement};")
+    return EXIT_OK
+
+
+async def _serve(config: Config, host: str, port: int) -> int:
+    from exporter.app import create_app
+    from exporter.service import Exporter
+
+    exporter = Exporter(config)
+    app = create_app(exporter)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=config.server.shutdown_timeout)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        await runner.cleanup()
+        return EXIT_RUNTIME
+    log.info("listening on http://%s:%d", host, port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    assert exporter.fatal is not None
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopping, exporter.fatal}, return_when=asyncio.FIRST_COMPLETED)
+    code = EXIT_OK
+    if exporter.fatal in done:
+        log.error("stopping: %s", exporter.fatal.result())
+        code = EXIT_CONFIG
+    else:
+        log.info("stopping on signal")
+    stopping.cancel()
+    try:
+        await asyncio.wait_for(runner.cleanup(), timeout=config.server.shutdown_timeout + 3)
+    except TimeoutError:
+        log.warning("shutdown did not finish in time; exiting anyway")
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if isinstance(config, int):
+        return config
+    listen = args.listen or config.server.listen
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        print(f"--listen: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.server.log_level, config.server.log_format.value)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_serve(config, host, port))
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from exporter.generate import check, generate
+
+    config = None
+    if args.config:
+        loaded = _load(args.config)
+        if isinstance(loaded, int):
+            return loaded
+        config = loaded
+    root = Path(args.output)
+    if args.check:
+        drifts = check(config, root, runbook_url=args.runbook_url)
+        for drift in drifts:
+            print(f"{drift.path}: {drift.problem}", file=sys.stderr)
+        if drifts:
+            print("generated files are out of date: run `cqrs-exporter generate`", file=sys.stderr)
+            return EXIT_RUNTIME
+        print("generated files are up to date")
+        return EXIT_OK
+    for path in generate(config, root, runbook_url=args.runbook_url):
+        print(path)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cqrs-exporter",
+        description="Prometheus exporter and health endpoints for CQRS on multi-datacenter "
+        "Cassandra.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the exporter")
+    serve.add_argument("--config", required=True, metavar="PATH", help="YAML configuration file")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="override server.listen")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config", metavar="PATH")
+    check.set_defaults(func=cmd_check_config)
+
+    schema = sub.add_parser("schema", help="print the CQL that creates the monitoring schema")
+    schema.add_argument("--config", required=True, metavar="PATH")
+    schema.set_defaults(func=cmd_schema)
+
+    from exporter.generate.settings import DEFAULT_RUNBOOK_URL
+
+    gen = sub.add_parser("generate", help="write the Grafana dashboards and Prometheus rules")
+    gen.add_argument("--config", metavar="PATH", help="take the thresholds from this file")
+    gen.add_argument("--check", action="store_true", help="exit 1 if any file would change")
+    gen.add_argument("--output", default=".", metavar="DIR", help="repository root (default .)")
+    gen.add_argument("--runbook-url", default=DEFAULT_RUNBOOK_URL, metavar="URL",
+                     help="base URL of the runbooks that alerts link to")
+    gen.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The exporter's configuration: one YAML file, validated once into frozen objects.
+
+Everything past `load_config` works with these objects, never with dicts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from exporter.config.base import Duration, Ratio, Secret, StrictModel, format_duration
+from exporter.config.cluster import (
+    AuthConfig,
+    ClusterConfig,
+    Consistency,
+    ConsistencyConfig,
+    DatacentersConfig,
+    MonitoringConfig,
+    TlsConfig,
+)
+from exporter.config.health import HealthConfig, check_group_components, known_components
+from exporter.config.latency import LatencyConfig, check_latency_datacenters
+from exporter.config.probes import ProbeSchedule, ReachabilityConfig
+from exporter.config.read_models import ReadModelConfig, SyncMethod, read_model_problems
+from exporter.config.replication import ReplicationConfig, check_replication_mode
+from exporter.config.server import LogFormat, ServerConfig, parse_listen
+from exporter.config.thresholds import Thresholds
+
+__all__ = [
+    "AuthConfig",
+    "ClusterConfig",
+    "Config",
+    "ConfigError",
+    "Consistency",
+    "ConsistencyConfig",
+    "DatacentersConfig",
+    "Duration",
+    "HealthConfig",
+    "LatencyConfig",
+    "LogFormat",
+    "MonitoringConfig",
+    "ProbeSchedule",
+    "ProbesConfig",
+    "Ratio",
+    "ReachabilityConfig",
+    "ReadModelConfig",
+    "ReplicationConfig",
+    "Secret",
+    "ServerConfig",
+    "SyncMethod",
+    "Thresholds",
+    "TlsConfig",
+    "format_duration",
+    "load_config",
+    "parse_config",
+    "parse_listen",
+]
+
+
+class ProbesConfig(StrictModel):
+    reachability: ReachabilityConfig = ReachabilityConfig()
+    replication: ReplicationConfig = ReplicationConfig()
+    latency: LatencyConfig = LatencyConfig()
+
+
+class Config(StrictModel):
+    cluster: ClusterConfig
+    datacenters: DatacentersConfig
+    consistency: ConsistencyConfig = ConsistencyConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    probes: ProbesConfig = ProbesConfig()
+    read_models: list[ReadModelConfig] = Field(default_factory=list)
+    thresholds: Thresholds = Thresholds()
+    health: HealthConfig = HealthConfig()
+    server: ServerConfig = ServerConfig()
+
+    @field_validator("probes")
+    @classmethod
+    def _replication_mode_fits(cls, probes: ProbesConfig, info: ValidationInfo) -> ProbesConfig:
+        datacenters = info.data.get("datacenters")
+        if datacenters is not None:
+            check_replication_mode(probes.replication, datacenters)
+            check_latency_datacenters(probes.latency, datacenters)
+        return probes
+
+    @field_validator("health")
+    @classmethod
+    def _health_groups_are_known(cls, health: HealthConfig, info: ValidationInfo) -> HealthConfig:
+        datacenters, models = info.data.get("datacenters"), info.data.get("read_models")
+        if datacenters is None or models is None:
+            return health  # already reported where they failed
+        probes = info.data.get("probes")
+        latency = probes.latency if probes is not None else None
+        components = known_components(datacenters, models, latency)
+        return check_group_components(health, components)
+
+    @model_validator(mode="after")
+    def _read_models_are_known(self) -> Config:
+        names = [model.name for model in self.read_models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"read model names must be unique: {', '.join(duplicates)}")
+        problems = read_model_problems(self.read_models, self.datacenters.all)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `errors` are `path.to.key: message` lines."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        got = error.get("input")
+        if not isinstance(got, dict | list):
+            message = f"{message[0].lower()}{message[1:]}, got {got!r}"
+    return message[0].lower() + message[1:] if message else message
+
+
+def _model_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        # Model-level validators report at the model's own location.
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        lines.append(f"{_location(loc)}: {_message(error)}")
+    return lines
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    """Validate already-parsed YAML into a frozen Config, or raise ConfigError."""
+    if data is None:
+        raise ConfigError(source, ["(top level): the configuration file is empty"])
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, [f"(top level): expected a mapping of keys, got {type(data).__name__}"]
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _model_errors(exc)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file, or raise ConfigError."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [f"(file): cannot read {source}: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"(file): malformed YAML at {where}: {problem}"]) from None
+    return parse_config(data, source)

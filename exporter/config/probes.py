@@ -1,0 +1,28 @@
+"""How often each probe runs, and for how long at most."""
+
+from __future__ import annotations
+
+from pydantic import model_validator
+
+from exporter.config.base import Duration, StrictModel, format_duration
+
+
+class ProbeSchedule(StrictModel):
+    """Every probe has these; a run is cut off at `timeout`, which is shorter than `interval`."""
+
+    enabled: bool = True
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+
+    @model_validator(mode="after")
+    def _timeout_shorter_than_interval(self) -> ProbeSchedule:
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({format_duration(self.timeout)}) must be shorter than "
+                f"interval ({format_duration(self.interval)})"
+            )
+        return self
+
+
+class ReachabilityConfig(ProbeSchedule):
+    """Asks each datacenter, through its own execution profile, who answers."""

@@ -1,0 +1,285 @@
+"""One driver Cluster, one execution profile per datacenter, and an awaitable execute.
+
+The driver is blocking at connect time and callback-based afterwards. Connecting runs in an
+executor; requests use `execute_async` with callbacks bridged onto the event loop, so
+nothing here blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cassandra import (
+    ConsistencyLevel,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
+from cassandra.connection import ConnectionException, ConnectionShutdown
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.pool import Host
+from cassandra.query import PreparedStatement, SimpleStatement, Statement
+
+from exporter.config import Config, Consistency
+from exporter.results import FailureReason
+
+log = logging.getLogger(__name__)
+
+
+class NotConnected(Exception):
+    """No session to Cassandra yet (or any more)."""
+
+
+def classify(exc: BaseException) -> FailureReason:
+    """Map a driver or asyncio exception onto the bounded failure reasons."""
+    if isinstance(exc, OperationTimedOut | ReadTimeout | WriteTimeout | TimeoutError):
+        return FailureReason.TIMEOUT
+    if isinstance(
+        exc,
+        NotConnected | NoHostAvailable | Unavailable | ConnectionException | ConnectionShutdown,
+    ):
+        return FailureReason.UNAVAILABLE
+    return FailureReason.ERROR
+
+
+def describe(exc: BaseException) -> str:
+    """A short log-safe description of a failure (for logs only, never for bodies)."""
+    if isinstance(exc, NoHostAvailable):
+        reasons = sorted({type(e).__name__ for e in (exc.errors or {}).values()})
+        return "no host available" + (f" ({', '.join(reasons)})" if reasons else "")
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def profile_name(datacenter: str, *, write: bool = False) -> str:
+    return f"{'write' if write else 'read'}:{datacenter}"
+
+
+def _consistency(level: Consistency) -> int:
+    return int(getattr(ConsistencyLevel, level.value))
+
+
+class CassandraConnection:
+    """The exporter's single session, and per-datacenter requests through it."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+        # Connecting and preparing block; give them their own threads, off the loop.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None and not self._session.is_shutdown
+
+    @property
+    def datacenters(self) -> tuple[str, ...]:
+        return self._config.datacenters.all
+
+    def _profiles(self) -> dict[Any, ExecutionProfile]:
+        cluster = self._config.cluster
+        consistency = self._config.consistency
+        profiles: dict[Any, ExecutionProfile] = {}
+        for dc in self._config.datacenters.all:
+            for write in (False, True):
+                profiles[profile_name(dc, write=write)] = ExecutionProfile(
+                    load_balancing_policy=TokenAwarePolicy(
+                        DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
+                    ),
+                    consistency_level=_consistency(
+                        consistency.command if write else consistency.query
+                    ),
+                    request_timeout=cluster.request_timeout,
+                )
+        local = self._config.datacenters.local_datacenter
+        profiles[EXEC_PROFILE_DEFAULT] = profiles[profile_name(local)]
+        return profiles
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self._config.cluster.tls
+        if not tls.enabled:
+            return None
+        context = ssl.create_default_context(
+            cafile=str(tls.ca_file) if tls.ca_file else None
+        )
+        context.check_hostname = tls.verify_hostname
+        if tls.cert_file and tls.key_file:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        return context
+
+    def _build_cluster(self) -> Cluster:
+        cfg = self._config.cluster
+        auth = None
+        if cfg.auth is not None:
+            auth = PlainTextAuthProvider(
+                username=cfg.auth.username, password=cfg.auth.password.get_secret_value()
+            )
+        cluster = Cluster(
+            contact_points=list(cfg.contact_points),
+            port=cfg.port,
+            protocol_version=cfg.protocol_version,
+            execution_profiles=self._profiles(),
+            auth_provider=auth,
+            ssl_context=self._ssl_context(),
+            reconnection_policy=ExponentialReconnectionPolicy(
+                base_delay=1.0, max_delay=cfg.reconnect_max_delay
+            ),
+            connect_timeout=cfg.connect_timeout,
+            control_connection_timeout=cfg.connect_timeout,
+            # Preparing on every host would wait on a stalled one.
+            prepare_on_all_hosts=False,
+        )
+        return cluster
+
+    def _connect_blocking(self) -> tuple[Cluster, Session]:
+        cluster = self._build_cluster()
+        try:
+            session = cluster.connect()
+        except BaseException:
+            cluster.shutdown()
+            raise
+        return cluster, session
+
+    async def connect(self) -> None:
+        """One attempt to establish the session; raises on failure."""
+        if self.connected:
+            return
+        loop = asyncio.get_running_loop()
+        cluster, session = await loop.run_in_executor(self._executor, self._connect_blocking)
+        self._cluster, self._session = cluster, session
+        log.info("connected to Cassandra (datacenters %s)", ", ".join(self.datacenters))
+
+    async def connect_until_established(self, *, initial_delay: float = 1.0) -> None:
+        """Retry `connect` with capped backoff until it succeeds or the task is cancelled."""
+        delay = initial_delay
+        while True:
+            try:
+                await self.connect()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "cannot connect to Cassandra (%s); retrying in %.0f s", describe(exc), delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._config.cluster.reconnect_max_delay)
+
+    def hosts(self, datacenter: str) -> list[Host]:
+        """The hosts the driver knows in a datacenter (empty before connecting)."""
+        if self._cluster is None:
+            return []
+        return [h for h in self._cluster.metadata.all_hosts() if h.datacenter == datacenter]
+
+    async def prepare(self, query: str) -> PreparedStatement:
+        """Prepare once per query text; later calls return the cached statement."""
+        statement = self._prepared.get(query)
+        if statement is not None:
+            return statement
+        session = self._require_session()
+        loop = asyncio.get_running_loop()
+        statement = await loop.run_in_executor(self._executor, session.prepare, query)
+        self._prepared[query] = statement
+        return statement
+
+    def _require_session(self) -> Session:
+        if self._session is None or self._session.is_shutdown:
+            raise NotConnected("no Cassandra session yet")
+        return self._session
+
+    async def execute(
+        self,
+        query: str | Statement,
+        parameters: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        datacenter: str,
+        write: bool = False,
+        consistency: Consistency | None = None,
+        timeout: float | None = None,
+        host: Host | None = None,
+    ) -> list[Any]:
+        """Run one request through a datacenter's profile and return its rows.
+
+        `write` picks the command consistency, otherwise the query consistency applies;
+        `host` pins the coordinator. Only the first page is returned.
+        """
+        session = self._require_session()
+        if timeout is None:
+            timeout = self._config.cluster.request_timeout
+        if consistency is not None:
+            if isinstance(query, str):
+                query = SimpleStatement(query)
+            elif isinstance(query, PreparedStatement):
+                query, parameters = query.bind(parameters), None
+            query.consistency_level = _consistency(consistency)
+        future = session.execute_async(
+            query,
+            parameters,
+            timeout=timeout,
+            execution_profile=profile_name(datacenter, write=write),
+            host=host,
+        )
+        # A margin over the driver's own timeout, so the driver reports first.
+        return await asyncio.wait_for(_bridge(future), timeout + 1.0)
+
+    async def close(self) -> None:
+        cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(
+                    loop.run_in_executor(self._executor, cluster.shutdown), timeout=5.0
+                )
+            except TimeoutError:
+                log.warning("driver shutdown took longer than 5 s; leaving it behind")
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _bridge(future: ResponseFuture) -> asyncio.Future[list[Any]]:
+    """Turn a driver ResponseFuture into an asyncio future; callbacks run on the IO thread."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(rows: Any = None, error: BaseException | None = None) -> None:
+        if result.done():
+            return
+        if error is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(list(rows) if rows else [])
+
+    def on_success(rows: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, rows, None)
+        except RuntimeError:  # the loop has closed
+            pass
+
+    def on_error(exc: BaseException) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, None, exc)
+        except RuntimeError:
+            pass
+
+    future.add_callbacks(on_success, on_error)
+    return result

@@ -1,0 +1,122 @@
+"""How late the exporter's own event loop runs.
+
+A small task sleeps for a fixed tick and measures how much later than asked it woke up.
+Everything the loop does (scrapes, probe bookkeeping, driver callbacks) delays that wake
+up, and so does the operating system not giving the process a CPU. Latency timings taken
+while the loop was late are inflated by the exporter itself; probes ask `lag_during` to
+flag them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.quantiles import BucketHistogram, QuantileSnapshot, SlidingHistogram
+
+DEFAULT_TICK = 0.05
+LAG_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)
+NOTABLE_LAG = 0.001
+"""Lags at least this long are remembered for `lag_during`."""
+HISTORY_SECONDS = 120.0
+HISTORY_LENGTH = 4096
+MAX_LAG = 60.0
+"""Longer lags are recorded as this."""
+
+
+class EventLoopMonitor:
+    """Measures event-loop lag on a fixed tick; start it inside the running loop."""
+
+    def __init__(
+        self,
+        tick: float = DEFAULT_TICK,
+        *,
+        window: float = 300.0,
+        slices: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if tick <= 0:
+            raise ValueError("tick must be positive")
+        self.tick = tick
+        self._clock = clock
+        self.window = SlidingHistogram(window, slices, clock=clock, highest=MAX_LAG)
+        self.buckets = BucketHistogram(LAG_BUCKETS)
+        # (woke_at, lag) of notable lags: the loop was blocked over [woke_at - lag, woke_at].
+        self._late: deque[tuple[float, float]] = deque(maxlen=HISTORY_LENGTH)
+        self._expected_wake: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Begin ticking on the running loop (idempotent)."""
+        if self.running:
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="event-loop-monitor"
+        )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._expected_wake = None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self._expected_wake = self._clock() + self.tick
+            await asyncio.sleep(self.tick)
+            woke = self._clock()
+            self.record(max(0.0, woke - self._expected_wake), woke)
+
+    def record(self, lag: float, woke_at: float) -> None:
+        """One measured lag (public so that tests and benchmarks can feed known values)."""
+        self.window.record(lag, now=woke_at)
+        self.buckets.observe(lag)
+        if lag >= NOTABLE_LAG:
+            self._late.append((woke_at, lag))
+            while self._late and self._late[0][0] < woke_at - HISTORY_SECONDS:
+                self._late.popleft()
+
+    def current_lag(self, now: float | None = None) -> float:
+        """How far past its expected wake-up the tick is right now (0 when on time)."""
+        if self._expected_wake is None:
+            return 0.0
+        now = self._clock() if now is None else now
+        return max(0.0, now - self._expected_wake)
+
+    def lag_during(self, start: float, end: float) -> float:
+        """The longest lag that overlapped [start, end], counting a lag still in progress."""
+        worst = self.current_lag(end) if end >= self._clock() - self.tick else 0.0
+        for woke_at, lag in reversed(self._late):
+            if woke_at < start:
+                break
+            if woke_at - lag < end:
+                worst = max(worst, lag)
+        return worst
+
+    def snapshot(self) -> QuantileSnapshot:
+        return self.window.snapshot()
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            "cqrs_event_loop_lag_seconds",
+            f"How much later than asked the exporter's event loop woke from a "
+            f"{self.tick:g} s sleep. A late loop inflates the latencies it times.",
+            labels=[],
+        )
+        family.add_metric([], self.buckets.buckets(), self.buckets.sum)
+        yield family

@@ -1,0 +1,143 @@
+"""Runs every probe on its own schedule under one AsyncIOScheduler, and records each run.
+
+Each run goes through one wrapper that applies the probe's timeout and turns any exception
+into a bounded failure reason, so a probe failure never escapes into the scheduler. A run
+still going when its next one is due is skipped and counted, never stacked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.clock import Clock, SystemClock
+from exporter.connection import classify, describe
+from exporter.results import FailureReason, ProbeOutcome
+from probes.base import Probe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbeRunState:
+    """What the runs of one probe have left behind, for metrics and readiness."""
+
+    runs: int = 0
+    skipped: int = 0
+    failures: dict[FailureReason, int] = field(
+        default_factory=lambda: dict.fromkeys(FailureReason, 0)
+    )
+    last_outcome: ProbeOutcome | None = None
+    last_duration: float | None = None
+    last_success_time: float | None = None
+    """Wall-clock time of the last successful run's end."""
+
+
+class ProbeRunner:
+    """Owns the scheduler and the probes' lifecycles."""
+
+    def __init__(self, probes: list[Probe], clock: Clock | None = None) -> None:
+        self.probes = probes
+        self.clock = clock or SystemClock()
+        self.states: dict[str, ProbeRunState] = {p.name: ProbeRunState() for p in probes}
+        self._scheduler: AsyncIOScheduler | None = None
+        self._last_activity = self.clock.monotonic()
+        self._started = False
+
+    async def start(self) -> None:
+        """Start each probe's background work, then the scheduler; first runs are at once."""
+        for probe in self.probes:
+            await probe.start()
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        now = datetime.now(UTC)
+        for probe in self.probes:
+            scheduler.add_job(
+                self.run_once,
+                IntervalTrigger(seconds=probe.schedule.interval, timezone=UTC),
+                args=[probe],
+                id=probe.name,
+                name=probe.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(probe.schedule.interval)),
+                next_run_time=now,
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+        self._started = True
+        self._last_activity = self.clock.monotonic()
+
+    async def stop(self) -> None:
+        self._started = False
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for probe in self.probes:
+            try:
+                await probe.stop()
+            except Exception as exc:  # shutdown goes on for the others
+                log.warning("probe %s did not stop cleanly: %s", probe.name, describe(exc))
+
+    def _on_skipped(self, event: JobExecutionEvent) -> None:
+        state = self.states.get(event.job_id)
+        if state is not None:
+            state.skipped += 1
+            self._last_activity = self.clock.monotonic()
+            log.debug("probe %s skipped a run: the previous one is still going", event.job_id)
+
+    async def run_once(self, probe: Probe) -> ProbeOutcome:
+        """Run a probe once under its timeout; never raises (except on cancellation)."""
+        state = self.states[probe.name]
+        started = self.clock.monotonic()
+        self._last_activity = started
+        try:
+            outcome = await asyncio.wait_for(probe.run(), timeout=probe.schedule.timeout)
+        except TimeoutError:
+            outcome = ProbeOutcome.failed(
+                FailureReason.TIMEOUT, f"no result within {probe.schedule.timeout:g} s"
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            outcome = ProbeOutcome.failed(classify(exc), describe(exc))
+        state.last_duration = self.clock.monotonic() - started
+        state.runs += 1
+        previous = state.last_outcome
+        state.last_outcome = outcome
+        if outcome.success:
+            state.last_success_time = self.clock.time()
+            if previous is not None and not previous.success:
+                log.info("probe %s recovered", probe.name)
+        else:
+            assert outcome.reason is not None
+            state.failures[outcome.reason] += 1
+            changed = previous is None or previous.success or previous.reason != outcome.reason
+            log.log(
+                logging.WARNING if changed else logging.DEBUG,
+                "probe %s failed (%s): %s",
+                probe.name,
+                outcome.reason.value,
+                outcome.detail,
+            )
+        return outcome
+
+    @property
+    def first_round_done(self) -> bool:
+        """Every probe has finished at least one run, successful or not."""
+        return all(state.runs > 0 for state in self.states.values())
+
+    def alive(self) -> bool:
+        """The scheduler is running and has started or skipped a run recently."""
+        if not self._started or self._scheduler is None or not self._scheduler.running:
+            return False
+        if not self.probes:
+            return True
+        longest = max(p.schedule.interval for p in self.probes)
+        quiet_for = self.clock.monotonic() - self._last_activity
+        return quiet_for <= max(3 * longest, 30.0)

@@ -1,0 +1,102 @@
+"""The exporter itself: config → connection → probes → cached results, with a lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from prometheus_client.metrics_core import Metric
+
+from exporter.clock import Clock, SystemClock
+from exporter.config import Config
+from exporter.connection import CassandraConnection, describe
+from exporter.event_loop import EventLoopMonitor
+from exporter.health import HealthEvaluator, HealthMonitor, HealthSnapshot, probe_readings
+from exporter.health_metrics import health_metrics
+from exporter.metrics import build_registry
+from exporter.scheduler import ProbeRunner
+from exporter.schema import SchemaError, ensure_schema
+from probes import ProbeContext, build_probes
+from probes.reachability import ReachabilityProbe
+
+log = logging.getLogger(__name__)
+
+
+class Exporter:
+    """Owns the connection, the probes and their runner; the HTTP app only reads from it."""
+
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.connection = CassandraConnection(config)
+        self.context = ProbeContext(config, self.connection, self.clock)
+        self.probes = build_probes(self.context)
+        self.runner = ProbeRunner(self.probes, self.clock)
+        self.health = HealthMonitor(
+            HealthEvaluator(config, self.clock),
+            lambda: probe_readings(self.probes, lambda name: self.runner.states[name].runs),
+            config.health.evaluation_interval,
+        )
+        self.loop_monitor = EventLoopMonitor()
+        self.registry = build_registry(self)
+        self.fatal: asyncio.Future[str] | None = None
+        """Set with a message when the exporter cannot go on (e.g. missing schema)."""
+        self._connect_task: asyncio.Task[None] | None = None
+        self._reachability = next(
+            (p for p in self.probes if isinstance(p, ReachabilityProbe)), None
+        )
+
+    async def start(self) -> None:
+        """Start connecting in the background and start the probes; never waits on Cassandra."""
+        self.fatal = asyncio.get_running_loop().create_future()
+        self._connect_task = asyncio.create_task(self._connect(), name="cassandra-connect")
+        self.health.start()
+        self.loop_monitor.start()
+        await self.runner.start()
+
+    async def _connect(self) -> None:
+        await self.connection.connect_until_established()
+        try:
+            await ensure_schema(self.config, self.connection)
+        except SchemaError as exc:
+            log.error("%s", exc)
+            if self.fatal is not None and not self.fatal.done():
+                self.fatal.set_result(str(exc))
+        except Exception as exc:
+            # The cluster may have gone away again; the probes will say so.
+            log.warning("could not check the monitoring schema: %s", describe(exc))
+
+    async def stop(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connect_task
+        await self.health.stop()
+        await self.loop_monitor.stop()
+        await self.runner.stop()
+        await self.connection.close()
+
+    def cassandra_up(self) -> bool:
+        if not self.connection.connected:
+            return False
+        if self._reachability is None:
+            return True
+        return bool(self._reachability.any_reachable)
+
+    def ready(self) -> dict[str, bool]:
+        """Readiness is about the exporter: config loaded, session established, first round run."""
+        return {
+            "config_loaded": True,
+            "session_established": self.connection.connected,
+            "first_probe_round_done": self.runner.first_round_done,
+        }
+
+    def verdicts(self) -> HealthSnapshot:
+        """The latest health evaluation (made on a fixed cadence, never at request time)."""
+        return self.health.snapshot
+
+    def extra_metrics(self) -> Iterable[Metric]:
+        yield from health_metrics(self.health.snapshot, self.config)
+        yield from self.loop_monitor.collect()

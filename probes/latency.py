@@ -1,0 +1,313 @@
+"""Command and query latency: fixed-rate requests per datacenter, honest p99 over a window.
+
+Background loops (begun in `start`, ended in `stop`) send requests at fixed intended start
+times: commands through the write datacenter, the probe's own read in every datacenter,
+and each declared read-model query in its datacenters. The scheduled `run` only refreshes
+the window's quantiles and reports whether requests succeeded since the last run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.metrics_core import Metric
+
+from exporter.config import Consistency
+from exporter.config.latency import BUILTIN_QUERY, LatencyConfig
+from exporter.event_loop import EventLoopMonitor
+from exporter.quantiles import latency_buckets
+from exporter.results import Check, FailureReason, Observation, ProbeOutcome
+from probes.base import Probe, ProbeContext
+from probes.latency_requests import CommandWrite, DeclaredRead, KeyPool, ProbeRead
+from probes.latency_series import LatencySeries, Operation, SeriesKey
+from probes.latency_timing import FixedRateLoop, TimedRequest
+
+FLAG_TICK = 0.025
+"""Tick of the probe's own lag monitor, which flags timings taken while the loop was late."""
+QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("0.999", "p999"), ("1", "max"))
+
+
+class LatencyProbe(Probe):
+    kind = "latency"
+    schedule: LatencyConfig
+
+    @classmethod
+    def build(cls, context: ProbeContext) -> list[Probe]:
+        schedule = context.config.probes.latency
+        return [cls(context, schedule)] if schedule.enabled else []
+
+    def __init__(self, context: ProbeContext, schedule: LatencyConfig, name: str = "") -> None:
+        super().__init__(context, schedule, name)
+        config = self.config
+        latency = schedule
+        thresholds = config.thresholds
+        self.bounds = latency_buckets(
+            (thresholds.query_latency_p99, thresholds.command_latency_p99),
+            highest=latency.timeout,
+        )
+        self.monitor = EventLoopMonitor(FLAG_TICK, clock=self.clock.monotonic)
+        self._rng = random.Random()
+        self.loops: list[FixedRateLoop] = []
+        self.key_pools: list[KeyPool] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+        command_consistency = latency.command_consistency or config.consistency.command
+        query_consistency = latency.query_consistency or config.consistency.query
+        self._add(
+            CommandWrite(self.connection, config, command_consistency),
+            SeriesKey(Operation.COMMAND, config.datacenters.write, command_consistency.value),
+            latency.rate,
+        )
+        for dc in config.datacenters.all:
+            self._add(
+                ProbeRead(self.connection, config, dc, query_consistency, self._rng),
+                SeriesKey(Operation.QUERY, dc, query_consistency.value, BUILTIN_QUERY),
+                latency.rate,
+            )
+        for query in latency.queries:
+            datacenters = query.datacenters or list(config.datacenters.all)
+            pool = None
+            if query.key_query is not None:
+                pool = KeyPool(
+                    self.connection, query, datacenters, self._rng, self.clock.monotonic
+                )
+                self.key_pools.append(pool)
+            consistency: Consistency = query.consistency or query_consistency
+            for dc in datacenters:
+                self._add(
+                    DeclaredRead(self.connection, query, dc, consistency, pool),
+                    SeriesKey(Operation.QUERY, dc, consistency.value, query.name),
+                    query.rate or latency.rate,
+                )
+
+    def _add(self, request: TimedRequest, key: SeriesKey, rate: float) -> None:
+        latency = self.schedule
+        series = LatencySeries.create(
+            key,
+            timeout=latency.timeout,
+            window=latency.window,
+            slices=latency.window_slices,
+            bounds=self.bounds,
+            clock=self.clock.monotonic,
+        )
+        self.loops.append(
+            FixedRateLoop(
+                request,
+                series,
+                rate=rate,
+                timeout=latency.timeout,
+                monitor=self.monitor,
+                lag_flag=latency.loop_lag_flag,
+                clock=self.clock.monotonic,
+            )
+        )
+
+    @property
+    def series(self) -> list[LatencySeries]:
+        return [loop.series for loop in self.loops]
+
+    def series_for(self, operation: Operation, datacenter: str, query: str = "") -> LatencySeries:
+        for series in self.series:
+            key = series.key
+            if (key.operation, key.datacenter, key.query) == (operation, datacenter, query):
+                return series
+        raise KeyError(f"no {operation.value} series for {datacenter!r} {query!r}")
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        self.monitor.start()
+        for pool in self.key_pools:
+            self._tasks.append(
+                asyncio.create_task(pool.run(), name=f"latency-keys-{pool.query.name}")
+            )
+        for loop in self.loops:
+            key = loop.series.key
+            self._tasks.append(
+                asyncio.create_task(
+                    loop.run(), name=f"latency-{key.operation.value}-{key.component}"
+                )
+            )
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.monitor.stop()
+
+    async def run(self) -> ProbeOutcome:
+        for series in self.series:
+            series.refresh()
+            # Each refresh takes a millisecond or two: let the loop breathe in between.
+            await asyncio.sleep(0)
+        return self._outcome()
+
+    def _outcome(self) -> ProbeOutcome:
+        waiting = [(loop.series.key, loop.not_ready) for loop in self.loops if loop.not_ready]
+        failing = [s for s in self.series if s.failures_since_report]
+        latest = max(
+            (s for s in failing if s.last_failure is not None),
+            key=lambda s: s.last_failure.at if s.last_failure else 0.0,
+            default=None,
+        )
+        details = [f"{key.describe}: {why}" for key, (_, why) in waiting]
+        details += [
+            f"{s.key.describe}: {s.failures_since_report} failed or missed"
+            + (f" (last: {s.last_failure.detail})" if s.last_failure else "")
+            for s in failing
+        ]
+        for series in failing:
+            series.failures_since_report = 0
+        if latest is not None and latest.last_failure is not None:
+            return ProbeOutcome.failed(latest.last_failure.reason, "; ".join(details))
+        if waiting:
+            return ProbeOutcome.failed(waiting[0][1][0], "; ".join(details))
+        return ProbeOutcome.ok()
+
+    def _by_operation(self, operation: Operation) -> Iterator[LatencySeries]:
+        return (s for s in self.series if s.key.operation is operation)
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._histograms()
+        yield from self._window_gauges(Operation.COMMAND, ["cassandra_datacenter"])
+        yield from self._window_gauges(Operation.QUERY, ["cassandra_datacenter", "query"])
+        yield from self._counters()
+
+    def _histograms(self) -> Iterator[Metric]:
+        command = HistogramMetricFamily(
+            "cqrs_command_duration_seconds",
+            "Latency of the probe's commands (writes into the monitoring keyspace through "
+            "the write datacenter), from each request's intended start; timeouts, errors and "
+            "missed slots count at the timeout.",
+            labels=["cassandra_datacenter", "consistency"],
+        )
+        query = HistogramMetricFamily(
+            "cqrs_query_duration_seconds",
+            "Latency of the probe's queries per datacenter (query=\"\": the probe's own read; "
+            "otherwise a declared read-model query), from each request's intended start; "
+            "timeouts, errors and missed slots count at the timeout.",
+            labels=["cassandra_datacenter", "consistency", "query"],
+        )
+        for series in self.series:
+            key = series.key
+            if key.operation is Operation.COMMAND:
+                command.add_metric(
+                    [key.datacenter, key.consistency],
+                    series.buckets.buckets(),
+                    series.buckets.sum,
+                )
+            else:
+                query.add_metric(
+                    [key.datacenter, key.consistency, key.query],
+                    series.buckets.buckets(),
+                    series.buckets.sum,
+                )
+        yield from (command, query)
+
+    def _window_gauges(self, operation: Operation, labels: list[str]) -> Iterator[Metric]:
+        prefix = f"cqrs_{operation.value}_latency"
+        window = self.schedule.window
+        what = f"over the last {window:g} s (refreshed every {self.schedule.interval:g} s)"
+        p99 = GaugeMetricFamily(
+            f"{prefix}_p99_seconds",
+            f"p99 {operation.value} latency from the in-process HDR histogram {what}; "
+            f"absent until there are samples. Judge it with {prefix}_samples.",
+            labels=labels,
+        )
+        quantiles = GaugeMetricFamily(
+            f"{prefix}_quantile_seconds",
+            f"{operation.value.capitalize()} latency quantiles (quantile=\"1\" is the maximum) "
+            f"{what}.",
+            labels=[*labels, "quantile"],
+        )
+        samples = GaugeMetricFamily(
+            f"{prefix}_samples",
+            f"Samples behind {prefix}_p99_seconds {what}.",
+            labels=labels,
+        )
+        lagged = GaugeMetricFamily(
+            f"{prefix}_lagged_samples",
+            f"Samples {what} timed while the exporter's event loop was late by more than "
+            f"{self.schedule.loop_lag_flag:g} s: their latency is inflated by the exporter.",
+            labels=labels,
+        )
+        for series in self._by_operation(operation):
+            key = series.key
+            values = [key.datacenter] if operation is Operation.COMMAND else [
+                key.datacenter,
+                key.query,
+            ]
+            snapshot = series.snapshot
+            samples.add_metric(values, snapshot.count)
+            lagged.add_metric(values, series.lagged_in_window)
+            if snapshot.count:
+                assert snapshot.p99 is not None
+                p99.add_metric(values, snapshot.p99)
+                for label, attribute in QUANTILES:
+                    quantiles.add_metric([*values, label], getattr(snapshot, attribute))
+        yield from (p99, quantiles, samples, lagged)
+
+    def _counters(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "cqrs_request_failures",
+            "Timed requests that failed, by bounded reason (each also counts at the timeout "
+            "in the duration histograms).",
+            labels=["operation", "cassandra_datacenter", "reason"],
+        )
+        missed = CounterMetricFamily(
+            "cqrs_latency_missed_slots",
+            "Fixed-rate slots for which no request was sent because earlier ones were still "
+            "in flight past their timeout (each counts at the timeout in the histograms).",
+            labels=["operation", "cassandra_datacenter"],
+        )
+        failure_totals: dict[tuple[str, str, str], int] = {}
+        missed_totals: dict[tuple[str, str], int] = {}
+        for series in self.series:
+            key = series.key
+            for reason in FailureReason:
+                index = (key.operation.value, key.datacenter, reason.value)
+                failure_totals[index] = failure_totals.get(index, 0) + series.failures[reason]
+            index2 = (key.operation.value, key.datacenter)
+            missed_totals[index2] = missed_totals.get(index2, 0) + series.missed
+        for labels, count in failure_totals.items():
+            failures.add_metric(list(labels), count)
+        for labels2, count in missed_totals.items():
+            missed.add_metric(list(labels2), count)
+        yield from (failures, missed)
+
+    def observations(self) -> Iterable[Observation]:
+        minimum = self.schedule.min_samples
+        for series in self.series:
+            key = series.key
+            check = (
+                Check.COMMAND_LATENCY_P99
+                if key.operation is Operation.COMMAND
+                else Check.QUERY_LATENCY_P99
+            )
+            snapshot = series.snapshot
+            yield Observation(
+                check,
+                key.component,
+                snapshot.p99 if snapshot.count else None,
+                samples=snapshot.count,
+                sufficient=snapshot.count >= minimum,
+            )
+
+    def debug_state(self) -> dict[str, Any]:
+        """In-flight and issued counts per series (for benchmarks and troubleshooting)."""
+        return {
+            loop.series.key.describe: {"in_flight": loop.in_flight, "issued": loop.issued}
+            for loop in self.loops
+        }

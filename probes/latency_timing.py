@@ -1,0 +1,180 @@
+"""Fixed-rate timing without coordinated omission.
+
+Slot `i` has the intended start `t0 + i / rate`. Each request is timed from its intended
+start, not from when it was sent, so a late event loop or a slow predecessor shows up in
+the figures instead of silently thinning them. Requests run concurrently: a request that
+overruns its slot does not hold back the next one. The number in flight is bounded; a
+slot that finds every permitted request still running, or that can no longer be answered
+within the timeout, is recorded as missed, at the timeout value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+from exporter.connection import NotConnected, classify, describe
+from exporter.event_loop import EventLoopMonitor
+from exporter.results import FailureReason
+from probes.latency_series import LatencySeries
+
+log = logging.getLogger(__name__)
+
+RETRY_PREPARE = 1.0
+"""Seconds between attempts to get a request ready (connect, prepare, load keys)."""
+
+
+class TimedRequest(Protocol):
+    """One kind of request the loop times."""
+
+    @property
+    def connected(self) -> bool:
+        """A session exists; while not, slots are neither issued nor counted."""
+        ...
+
+    async def prepare(self) -> None:
+        """Get ready to send (prepare statements, load keys); raise if that is not possible."""
+        ...
+
+    async def send(self, timeout: float) -> None:
+        """Send one request and wait for its answer, for at most `timeout` seconds."""
+        ...
+
+
+class NotReady(Exception):
+    """A request cannot be sent yet for a reason that is not a Cassandra failure (no keys)."""
+
+
+def max_in_flight(rate: float, timeout: float) -> int:
+    """Twice what a stalled datacenter holds at once when timeouts fire on time."""
+    return max(2, math.ceil(2 * rate * timeout))
+
+
+class FixedRateLoop:
+    """Drives one `TimedRequest` at a fixed rate and records into one `LatencySeries`."""
+
+    def __init__(
+        self,
+        request: TimedRequest,
+        series: LatencySeries,
+        *,
+        rate: float,
+        timeout: float,
+        monitor: EventLoopMonitor,
+        lag_flag: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.request = request
+        self.series = series
+        self.period = 1.0 / rate
+        self.timeout = timeout
+        self.limit = max_in_flight(rate, timeout)
+        self._monitor = monitor
+        self._lag_flag = lag_flag
+        self._clock = clock
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.issued = 0
+        self.not_ready: tuple[FailureReason, str] | None = (
+            FailureReason.UNAVAILABLE,
+            "not started",
+        )
+        """Why requests are not being sent right now (None while they are)."""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        try:
+            while True:
+                await self._until_ready()
+                await self._drive()
+        finally:
+            for task in list(self._in_flight):
+                task.cancel()
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _until_ready(self) -> None:
+        logged: str | None = None
+        while True:
+            if not self.request.connected:
+                self.not_ready = (FailureReason.UNAVAILABLE, "no Cassandra session yet")
+            else:
+                try:
+                    await self.request.prepare()
+                except asyncio.CancelledError:
+                    raise
+                except NotReady as exc:
+                    self.not_ready = (FailureReason.ERROR, str(exc))
+                except Exception as exc:
+                    self.not_ready = (classify(exc), describe(exc))
+                else:
+                    self.not_ready = None
+                    return
+                if self.not_ready[1] != logged:
+                    logged = self.not_ready[1]
+                    log.warning("%s cannot be timed yet: %s", self.series.key.describe, logged)
+            await asyncio.sleep(RETRY_PREPARE)
+
+    async def _drive(self) -> None:
+        """Issue a request per slot until the session goes away."""
+        next_slot = self._clock()
+        while True:
+            now = self._clock()
+            if next_slot > now:
+                await asyncio.sleep(next_slot - now)
+                now = self._clock()
+            if not self.request.connected:
+                # No session: nothing is measured, and nothing is missed on Cassandra's account.
+                return
+            due = int((now - next_slot) / self.period) + 1
+            # Slots whose answer could no longer arrive within the timeout are missed outright.
+            overdue = (now - self.timeout - next_slot) / self.period
+            hopeless = 0 if overdue < 0 else min(due, math.floor(overdue) + 1)
+            if hopeless:
+                self.series.record_missed(hopeless)
+            for index in range(hopeless, due):
+                intended = next_slot + index * self.period
+                if len(self._in_flight) >= self.limit:
+                    self.series.record_missed()
+                    continue
+                task = asyncio.create_task(self._time(intended))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            next_slot += due * self.period
+
+    async def _time(self, intended: float) -> None:
+        issued = self._clock()
+        self.issued += 1
+        try:
+            await self.request.send(max(intended + self.timeout - issued, 0.001))
+        except asyncio.CancelledError:
+            raise
+        except NotConnected:
+            return  # the session closed under us: not a measurement
+        except Exception as exc:
+            self.series.record_failure(
+                classify(exc), describe(exc), lagged=self._lagged(intended, issued)
+            )
+            return
+        elapsed = self._clock() - intended
+        lagged = self._lagged(intended, issued)
+        if elapsed > self.timeout:
+            self.series.record_failure(
+                FailureReason.TIMEOUT,
+                f"answered after {elapsed:.3f} s, past the {self.timeout:g} s timeout",
+                lagged=lagged,
+            )
+        else:
+            self.series.record_success(elapsed, lagged=lagged)
+
+    def _lagged(self, intended: float, issued: float) -> bool:
+        """The event loop was late while this request was timed, inflating its latency."""
+        if issued - intended > self._lag_flag:
+            return True
+        return self._monitor.lag_during(intended, self._clock()) > self._lag_flag

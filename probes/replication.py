@@ -1,0 +1,273 @@
+"""Cross-datacenter replication lag, measured with sentinels on the exporter's own clock.
+
+Each round writes a sentinel (a new sequence number into one fixed row per writer and source
+datacenter) at the command consistency in the write datacenter. Background pollers then read
+that row at LOCAL_ONE in each read datacenter every `poll_interval` until the sentinel, or a
+later one, shows. Both the acknowledgement and the reads are timed on the monotonic clock,
+so clock skew between hosts does not enter. The row doubles as the heartbeat that regional
+exporters read (see `replication_heartbeat`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC
+from typing import Any
+
+from cassandra.pool import Host
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.config import Consistency
+from exporter.config.replication import ReplicationConfig, ReplicationMode
+from exporter.connection import classify, describe
+from exporter.results import Check, Observation, ProbeOutcome
+from probes.base import Probe, ProbeContext
+from probes.replication_metrics import PAIR_LABELS, ReadFailures
+from probes.replication_poller import CadencedPoller
+from probes.replication_tracker import ReaderKey, SentinelTracker
+
+SENTINEL_TABLE = "replication_sentinels"
+
+
+def insert_cql(keyspace: str) -> str:
+    return (
+        f"INSERT INTO {keyspace}.{SENTINEL_TABLE} "
+        "(writer_id, source_datacenter, incarnation, sequence, written_at) VALUES (?, ?, ?, ?, ?)"
+    )
+
+
+def select_cql(keyspace: str) -> str:
+    return (
+        f"SELECT incarnation, sequence, written_at FROM {keyspace}.{SENTINEL_TABLE} "
+        "WHERE writer_id = ? AND source_datacenter = ?"
+    )
+
+
+def written_at_seconds(row: Any) -> float | None:
+    """The row's `written_at` (the writer's wall clock) as Unix seconds."""
+    value = getattr(row, "written_at", None)
+    if value is None:
+        return None
+    return float(value.replace(tzinfo=UTC).timestamp())
+
+
+class ReplicationProbe(Probe):
+    """Writer mode: sentinels written in the write datacenter, looked for in every read one."""
+
+    kind = "replication"
+    settings: ReplicationConfig
+
+    @classmethod
+    def build(cls, context: ProbeContext) -> list[Probe]:
+        settings = context.config.probes.replication
+        if not settings.enabled:
+            return []
+        if settings.mode is ReplicationMode.REGIONAL:
+            from probes.replication_heartbeat import HeartbeatProbe
+
+            return [HeartbeatProbe(context, settings)]
+        return [cls(context, settings)]
+
+    def __init__(self, context: ProbeContext, settings: ReplicationConfig) -> None:
+        super().__init__(context, settings)
+        self.settings = settings
+        self.source = self.config.datacenters.write
+        self.targets = tuple(self.config.datacenters.read)
+        keyspace = self.config.monitoring.keyspace
+        self._insert = insert_cql(keyspace)
+        self._select = select_cql(keyspace)
+        self.writer_id = self.config.monitoring.writer_id
+        # A fresh incarnation per process, so a restarted exporter never mistakes the row its
+        # previous life left behind (with a higher sequence) for its own new sentinel.
+        self.incarnation = uuid.uuid4()
+        self.sequence = 0
+        self.written = 0
+        self.tracker = SentinelTracker(self.targets, settings.sentinel_timeout)
+        self.failures = ReadFailures(self.targets)
+        self._hosts: dict[ReaderKey, Host] = {}
+        self._pollers: dict[tuple[str, ReaderKey], CadencedPoller] = {}
+        self._losing: set[str] = set()
+        self._started_wall = self.clock.time()
+        self._warned_foreign = False
+
+    # --- one round ------------------------------------------------------------------
+
+    async def run(self) -> ProbeOutcome:
+        self._count_losses()
+        insert = await self.connection.prepare(self._insert)
+        self.sequence += 1
+        written_at_ms = int(self.clock.time() * 1000)
+        await self.connection.execute(
+            insert,
+            (self.writer_id, self.source, self.incarnation, self.sequence, written_at_ms),
+            datacenter=self.source,
+            write=True,
+            timeout=self.settings.timeout * 0.8,
+        )
+        acked = self.clock.monotonic()
+        self.written += 1
+        if not self.targets:
+            return ProbeOutcome.ok()
+        readers = {dc: self._readers(dc) for dc in self.targets}
+        self.tracker.add(self.sequence, acked, {dc: frozenset(k) for dc, k in readers.items()})
+        for dc, keys in readers.items():
+            for key in keys:
+                self._poller(dc, key).wake()
+        failing = self.failures.last_error
+        if failing:
+            dc = sorted(failing)[0]
+            reason, detail = failing[dc]
+            return ProbeOutcome.failed(reason, f"reads in {dc} fail: {detail}")
+        return ProbeOutcome.ok()
+
+    def _count_losses(self) -> None:
+        losses = self.tracker.expire(self.clock.monotonic())
+        for dc, count in losses.items():
+            if dc not in self._losing:
+                self._losing.add(dc)
+                self.log.warning(
+                    "%d sentinel(s) unseen in %s after %g s: counted lost; its lag keeps growing",
+                    count,
+                    dc,
+                    self.settings.sentinel_timeout,
+                )
+        for dc in list(self._losing):
+            if self.tracker.targets[dc].lost_unseen_since is None:
+                self._losing.discard(dc)
+                self.log.info("sentinels are seen in %s again", dc)
+
+    def _readers(self, dc: str) -> list[ReaderKey]:
+        """The datacenter as a whole, or in per-replica mode each of its nodes."""
+        if not self.settings.per_replica:
+            return [None]
+        hosts = self.connection.hosts(dc)
+        if not hosts:
+            return [None]
+        keys = []
+        for host in hosts:
+            key = str(host.endpoint)
+            self._hosts[key] = host
+            keys.append(key)
+        return keys
+
+    def _poller(self, dc: str, key: ReaderKey) -> CadencedPoller:
+        poller = self._pollers.get((dc, key))
+        if poller is None:
+
+            async def read() -> None:
+                await self._read(dc, key)
+
+            def due() -> float | None:
+                return 0.0 if self.tracker.wants(dc, key) else None
+
+            poller = CadencedPoller(
+                f"{self.name}:{dc}" + (f":{key}" if key is not None else ""),
+                read,
+                due,
+                period=self.settings.poll_interval,
+                limit=1,  # see replication_poller: never queue reads on a stalled node
+                clock=self.clock,
+            )
+            self._pollers[(dc, key)] = poller
+        poller.start()
+        return poller
+
+    # --- background reads -----------------------------------------------------------
+
+    async def _read(self, dc: str, key: ReaderKey) -> None:
+        statement = await self.connection.prepare(self._select)
+        sent = self.clock.monotonic()
+        seen: int | None = None
+        try:
+            rows = await self.connection.execute(
+                statement,
+                (self.writer_id, self.source),
+                datacenter=dc,
+                consistency=Consistency.LOCAL_ONE,
+                timeout=self.settings.read_timeout,
+                host=self._hosts.get(key),
+            )
+        except Exception as exc:  # a failed read is a miss: the sentinel could not be read
+            self.failures.record(dc, classify(exc), describe(exc))
+        else:
+            self.failures.succeeded(dc)
+            seen = self._our_sequence(rows)
+        self.tracker.observe(dc, key, seen, sent, self.clock.monotonic())
+
+    def _our_sequence(self, rows: list[Any]) -> int | None:
+        if not rows:
+            return None
+        row = rows[0]
+        if row.incarnation == self.incarnation:
+            return int(row.sequence)
+        written = written_at_seconds(row)
+        if not self._warned_foreign and written is not None and written > self._started_wall + 5:
+            self._warned_foreign = True
+            self.log.warning(
+                "another exporter writes sentinels as writer_id %r: give each writer its own "
+                "monitoring.writer_id, or their lags will be wrong",
+                self.writer_id,
+            )
+        return None
+
+    async def stop(self) -> None:
+        for poller in self._pollers.values():
+            await poller.stop()
+
+    # --- what it exports --------------------------------------------------------------
+
+    def lag(self, dc: str) -> float | None:
+        return self.tracker.lag(dc, self.clock.monotonic())
+
+    def collect(self) -> Iterable[Metric]:
+        now = self.clock.monotonic()
+        lag = GaugeMetricFamily(
+            "cqrs_replication_lag_seconds",
+            "How long after acknowledgement in the source datacenter a sentinel becomes "
+            "readable in the target one: the age of the oldest unseen sentinel while one is "
+            "outstanding (it grows), else the last estimate. Exporter's monotonic clock.",
+            labels=PAIR_LABELS,
+        )
+        resolution = GaugeMetricFamily(
+            "cqrs_replication_lag_resolution_seconds",
+            "Width of the interval (last miss to first hit) the last lag estimate is the "
+            "midpoint of.",
+            labels=PAIR_LABELS,
+        )
+        visibility = HistogramMetricFamily(
+            "cqrs_replication_visibility_seconds",
+            "Time from a sentinel's acknowledgement to its visibility in the target "
+            "datacenter (midpoint estimates; lost sentinels are not included).",
+            labels=PAIR_LABELS,
+        )
+        lost = CounterMetricFamily(
+            "cqrs_replication_sentinels_lost",
+            "Sentinels not seen in the target datacenter within the sentinel timeout.",
+            labels=PAIR_LABELS,
+        )
+        written = CounterMetricFamily(
+            "cqrs_replication_sentinels_written",
+            "Sentinels acknowledged in the source datacenter.",
+            labels=["source_datacenter"],
+        )
+        written.add_metric([self.source], self.written)
+        for dc, state in self.tracker.targets.items():
+            labels = [self.source, dc]
+            value = self.tracker.lag(dc, now)
+            if value is not None:
+                lag.add_metric(labels, value)
+            if state.resolution is not None:
+                resolution.add_metric(labels, state.resolution)
+            visibility.add_metric(
+                labels, state.visibility.cumulative(), sum_value=state.visibility.sum
+            )
+            lost.add_metric(labels, state.lost)
+        yield from (lag, resolution, visibility, lost, written, self.failures.family(self.source))
+
+    def observations(self) -> Iterable[Observation]:
+        now = self.clock.monotonic()
+        for dc in self.targets:
+            yield Observation(Check.REPLICATION_LAG, dc, self.tracker.lag(dc, now))
+

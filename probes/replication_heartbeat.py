@@ -1,0 +1,157 @@
+"""Regional mode: the age of the writer's heartbeat, read in this exporter's own datacenter.
+
+An exporter beside a read datacenter that cannot reach the write one cannot time a sentinel
+on its own clock. It reads the row the writer exporter overwrites every round and compares
+the row's `written_at` (the writer's wall clock) with its own wall clock. That comparison
+depends on synchronized clocks, so it is its own metric, never `cqrs_replication_lag_seconds`.
+
+Reads are cheap when all is well: one when the next heartbeat is due (`written_at` +
+`interval`), then one every `poll_interval` until it shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from cassandra.pool import Host
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.config import Consistency
+from exporter.config.replication import ReplicationConfig
+from exporter.connection import classify, describe
+from exporter.results import Check, Observation, ProbeOutcome
+from probes.base import Probe, ProbeContext
+from probes.replication import ReplicationProbe, select_cql, written_at_seconds
+from probes.replication_metrics import PAIR_LABELS, ReadFailures
+from probes.replication_poller import CadencedPoller
+from probes.replication_tracker import ReaderKey
+
+
+class HeartbeatProbe(Probe):
+    kind = "replication"
+    settings: ReplicationConfig
+
+    @classmethod
+    def build(cls, context: ProbeContext) -> list[Probe]:
+        return ReplicationProbe.build(context)
+
+    def __init__(self, context: ProbeContext, settings: ReplicationConfig) -> None:
+        super().__init__(context, settings)
+        self.settings = settings
+        self.source = self.config.datacenters.write
+        self.local = self.config.datacenters.local_datacenter
+        self.writer_id = self.config.monitoring.writer_id
+        self._select = select_cql(self.config.monitoring.keyspace)
+        self.failures = ReadFailures([self.local])
+        self._latest: dict[ReaderKey, float] = {}
+        """Newest `written_at` each reader has returned (writer's clock, Unix seconds)."""
+        self._last_read: dict[ReaderKey, float] = {}
+        self._hosts: dict[ReaderKey, Host] = {}
+        self._pollers: dict[ReaderKey, CadencedPoller] = {}
+
+    async def run(self) -> ProbeOutcome:
+        for key in self._readers():
+            self._poller(key).wake()
+        if self.local in self.failures.last_error:
+            reason, detail = self.failures.last_error[self.local]
+            return ProbeOutcome.failed(reason, f"heartbeat reads in {self.local} fail: {detail}")
+        if self.newest() is None:
+            return ProbeOutcome.ok(f"no heartbeat from writer {self.writer_id!r} yet")
+        return ProbeOutcome.ok()
+
+    def _readers(self) -> list[ReaderKey]:
+        if not self.settings.per_replica:
+            return [None]
+        hosts = self.connection.hosts(self.local)
+        for host in hosts:
+            self._hosts[str(host.endpoint)] = host
+        return [str(h.endpoint) for h in hosts] or [None]
+
+    def _poller(self, key: ReaderKey) -> CadencedPoller:
+        poller = self._pollers.get(key)
+        if poller is None:
+
+            async def read() -> None:
+                await self._read(key)
+
+            poller = CadencedPoller(
+                f"{self.name}:{self.local}" + (f":{key}" if key is not None else ""),
+                read,
+                lambda: self._due(key),
+                period=self.settings.poll_interval,
+                limit=1,  # see replication_poller: never queue reads on a stalled node
+                clock=self.clock,
+            )
+            self._pollers[key] = poller
+        poller.start()
+        return poller
+
+    def _due(self, key: ReaderKey) -> float | None:
+        """Poll when the next heartbeat is due, then every poll_interval until it shows."""
+        interval = self.settings.interval
+        since_read = self.clock.monotonic() - self._last_read.get(key, -math.inf)
+        latest = self._latest.get(key)
+        if latest is None:
+            return interval - since_read  # no heartbeat yet: look once per interval
+        overdue = self.clock.time() - (latest + interval)
+        if overdue < 0:
+            return -overdue
+        if overdue > self.settings.sentinel_timeout:
+            return interval - since_read  # the writer is long gone: back off to once per interval
+        return 0.0
+
+    async def _read(self, key: ReaderKey) -> None:
+        statement = await self.connection.prepare(self._select)
+        self._last_read[key] = self.clock.monotonic()
+        try:
+            rows = await self.connection.execute(
+                statement,
+                (self.writer_id, self.source),
+                datacenter=self.local,
+                consistency=Consistency.LOCAL_ONE,
+                timeout=self.settings.read_timeout,
+                host=self._hosts.get(key),
+            )
+        except Exception as exc:
+            self.failures.record(self.local, classify(exc), describe(exc))
+            return
+        self.failures.succeeded(self.local)
+        written = written_at_seconds(rows[0]) if rows else None
+        if written is not None and written > self._latest.get(key, -math.inf):
+            self._latest[key] = written
+
+    async def stop(self) -> None:
+        for poller in self._pollers.values():
+            await poller.stop()
+
+    def newest(self) -> float | None:
+        """The newest heartbeat every reader has seen (writer's clock), None before the first."""
+        return min(self._latest.values()) if self._latest else None
+
+    def age(self) -> float | None:
+        """Reader's wall clock minus the heartbeat's `written_at`; never negative."""
+        newest = self.newest()
+        return None if newest is None else max(0.0, self.clock.time() - newest)
+
+    def overdue(self) -> float | None:
+        """How late the next heartbeat is: the regional counterpart of the sentinel lag."""
+        age = self.age()
+        return None if age is None else max(0.0, age - self.settings.interval)
+
+    def collect(self) -> Iterable[Metric]:
+        age = GaugeMetricFamily(
+            "cqrs_replication_heartbeat_age_seconds",
+            "Age of the newest writer heartbeat readable in the target datacenter: this "
+            "exporter's wall clock minus the writer's (depends on synchronized clocks; "
+            "includes up to one writer interval).",
+            labels=PAIR_LABELS,
+        )
+        value = self.age()
+        if value is not None:
+            age.add_metric([self.source, self.local], value)
+        yield from (age, self.failures.family(self.source))
+
+    def observations(self) -> Iterable[Observation]:
+        yield Observation(Check.REPLICATION_LAG, self.local, self.overdue())

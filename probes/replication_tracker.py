@@ -1,0 +1,179 @@
+"""Sentinel bookkeeping on one monotonic clock: pending, seen, lost, and the lag each implies.
+
+Pure logic, no I/O: the probe tells the tracker when a sentinel was acknowledged and what
+each visibility read returned; the tracker answers with the current lag per datacenter.
+
+A sentinel is *seen* in a datacenter once every reader of that datacenter (one, or one per
+replica) has read its sequence or a later one. Its visibility is bracketed by the latest
+miss (a read sent before it showed, or that failed) and the first hit (a read that returned
+it); the estimate is the midpoint, the resolution the bracket's width.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+ReaderKey = Hashable
+"""Who reads: the datacenter as a whole (None) or one node of it."""
+
+VISIBILITY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+    1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+)  # fmt: skip
+"""Dense around the seed's 1 s replication lag threshold."""
+
+
+class BucketCounts:
+    """A histogram's state: per-bucket counts (not cumulative), a sum and a count."""
+
+    def __init__(self, bounds: Sequence[float] = VISIBILITY_BUCKETS) -> None:
+        self.bounds = tuple(bounds)
+        self._counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """(le, cumulative count) pairs as Prometheus exposes them, ending with +Inf."""
+        result: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self._counts, strict=True):
+            running += count
+            result.append(("+Inf" if bound == float("inf") else f"{bound:g}", float(running)))
+        return result
+
+
+@dataclass
+class Completed:
+    """A sentinel seen in one datacenter."""
+
+    sequence: int
+    lag: float
+    resolution: float
+
+
+@dataclass
+class _Pending:
+    sequence: int
+    acked: float
+    readers: frozenset[ReaderKey]
+    last_miss: dict[ReaderKey, float] = field(default_factory=dict)
+    first_hit: dict[ReaderKey, float] = field(default_factory=dict)
+
+    def complete(self) -> Completed:
+        lower = max(self.last_miss.get(r, self.acked) for r in self.readers)
+        upper = max(self.first_hit.values())
+        return Completed(self.sequence, (lower + upper) / 2 - self.acked, upper - lower)
+
+
+@dataclass
+class TargetState:
+    """What is known about one read datacenter."""
+
+    pending: list[_Pending] = field(default_factory=list)
+    lost_unseen_since: float | None = None
+    """Acknowledgement time of the oldest lost sentinel no later sentinel has superseded yet."""
+    estimate: float | None = None
+    resolution: float | None = None
+    lost: int = 0
+    visibility: BucketCounts = field(default_factory=BucketCounts)
+
+    def oldest_unseen(self) -> float | None:
+        times = [p.acked for p in self.pending[:1]]
+        if self.lost_unseen_since is not None:
+            times.append(self.lost_unseen_since)
+        return min(times) if times else None
+
+
+class SentinelTracker:
+    """Pending sentinels per read datacenter, and the lag they imply at any moment."""
+
+    def __init__(self, targets: Iterable[str], sentinel_timeout: float) -> None:
+        self.targets: dict[str, TargetState] = {dc: TargetState() for dc in targets}
+        self.sentinel_timeout = sentinel_timeout
+        self.last_ack: float | None = None
+
+    def add(self, sequence: int, acked: float, readers: dict[str, frozenset[ReaderKey]]) -> None:
+        """A sentinel was acknowledged at `acked`; `readers` says who must see it, per target."""
+        self.last_ack = acked
+        for dc, state in self.targets.items():
+            keys = readers.get(dc) or frozenset({None})
+            state.pending.append(_Pending(sequence, acked, keys))
+
+    def wants(self, dc: str, reader: ReaderKey) -> bool:
+        """Whether some pending sentinel still waits for this reader."""
+        return any(
+            reader in p.readers and reader not in p.first_hit for p in self.targets[dc].pending
+        )
+
+    def readers(self) -> set[tuple[str, ReaderKey]]:
+        """Every (datacenter, reader) some pending sentinel waits for."""
+        return {
+            (dc, r)
+            for dc, state in self.targets.items()
+            for p in state.pending
+            for r in p.readers
+            if r not in p.first_hit
+        }
+
+    def observe(
+        self, dc: str, reader: ReaderKey, seen: int | None, sent: float, received: float
+    ) -> list[Completed]:
+        """Record one read: `seen` is our latest sequence it returned, None for a miss or failure.
+
+        Returns the sentinels this read completed, oldest first.
+        """
+        state = self.targets[dc]
+        for p in state.pending:
+            if reader not in p.readers or reader in p.first_hit:
+                continue
+            if seen is not None and seen >= p.sequence:
+                p.first_hit[reader] = received
+            elif sent > p.last_miss.get(reader, p.acked):
+                p.last_miss[reader] = sent
+        done = [p for p in state.pending if len(p.first_hit) == len(p.readers)]
+        if not done:
+            return []
+        state.pending = [p for p in state.pending if len(p.first_hit) < len(p.readers)]
+        # Lost sentinels are older than any pending one: seeing a later one supersedes them.
+        state.lost_unseen_since = None
+        completed = [p.complete() for p in done]
+        for c in completed:
+            state.visibility.observe(c.lag)
+        state.estimate, state.resolution = completed[-1].lag, completed[-1].resolution
+        return completed
+
+    def expire(self, now: float) -> dict[str, int]:
+        """Count as lost each sentinel pending for `sentinel_timeout`; return new losses per dc."""
+        losses: dict[str, int] = {}
+        for dc, state in self.targets.items():
+            expired = [p for p in state.pending if now - p.acked >= self.sentinel_timeout]
+            if not expired:
+                continue
+            state.pending = [p for p in state.pending if now - p.acked < self.sentinel_timeout]
+            oldest = expired[0].acked
+            if state.lost_unseen_since is None or oldest < state.lost_unseen_since:
+                state.lost_unseen_since = oldest
+            state.lost += len(expired)
+            losses[dc] = len(expired)
+        return losses
+
+    def lag(self, dc: str, now: float) -> float | None:
+        """The age of the oldest unseen sentinel, else the last estimate; None when unknown.
+
+        With nothing unseen and no sentinel acknowledged within `sentinel_timeout` (the write
+        datacenter refuses them), the old estimate says nothing about now: unknown.
+        """
+        state = self.targets[dc]
+        oldest = state.oldest_unseen()
+        if oldest is not None:
+            return max(0.0, now - oldest)
+        if self.last_ack is None or now - self.last_ack > self.sentinel_timeout:
+            return None
+        return state.estimate

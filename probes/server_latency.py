@@ -1,0 +1,162 @@
+"""Cassandra's own view of latency: coordinator read/write p99 per table, per datacenter.
+
+Cassandra 5.0 exposes each node's coordinator latency per table in the node-local virtual
+tables `system_views.coordinator_read_latency` and `coordinator_write_latency`. Each node
+is asked directly (the request is pinned to it); a datacenter's figure is the highest p99
+among its nodes that answered, since percentiles of different nodes cannot be averaged.
+Only the tables the latency probe times are exported: the monitoring keyspace's
+`command_probe` and the tables of the declared queries, so the series stay few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cassandra import InvalidRequest
+from cassandra.pool import Host
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.config.latency import ServerLatencyConfig, queried_table
+from exporter.connection import classify, describe
+from exporter.results import FailureReason, ProbeOutcome
+from probes.base import Probe, ProbeContext
+
+VIEWS = {
+    "read": "coordinator_read_latency",
+    "write": "coordinator_write_latency",
+}
+"""Operation label → virtual table."""
+
+
+def view_cql(view: str) -> str:
+    return (
+        f"SELECT keyspace_name, table_name, count, p99th_ms FROM system_views.{view} "
+        "WHERE keyspace_name = %s"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TableLatency:
+    operation: str
+    datacenter: str
+    keyspace: str
+    table: str
+    p99_seconds: float
+    count: int
+    """Requests the node(s) coordinated for this table since they started."""
+
+
+class ServerLatencyProbe(Probe):
+    kind = "server_latency"
+    schedule: ServerLatencyConfig
+
+    @classmethod
+    def build(cls, context: ProbeContext) -> list[Probe]:
+        schedule = context.config.probes.latency.server
+        return [cls(context, schedule)] if schedule.enabled else []
+
+    def __init__(
+        self, context: ProbeContext, schedule: ServerLatencyConfig, name: str = ""
+    ) -> None:
+        super().__init__(context, schedule, name)
+        tables = {(self.config.monitoring.keyspace, "command_probe")}
+        for query in self.config.probes.latency.queries:
+            table = queried_table(query.cql)
+            if table is not None:
+                tables.add(table)
+        self.tables = frozenset(tables)
+        self.latencies: list[TableLatency] = []
+        self.answered: dict[str, int] = {}
+        """Nodes per datacenter that answered the last run."""
+        self.missing_views: set[str] = set()
+        """Virtual tables this Cassandra does not have (before 5.0): their series are absent."""
+
+    async def _ask(self, host: Host, view: str, keyspace: str) -> list[tuple[str, float, int]]:
+        rows = await self.connection.execute(
+            view_cql(view),
+            (keyspace,),
+            datacenter=host.datacenter,
+            host=host,
+            timeout=max(self.schedule.timeout * 0.8, 0.1),
+        )
+        return [
+            (row.table_name, float(row.p99th_ms) / 1000.0, int(row.count))
+            for row in rows
+            if (keyspace, row.table_name) in self.tables and row.p99th_ms is not None
+        ]
+
+    async def _node(self, host: Host) -> list[tuple[str, str, str, float, int]]:
+        """(operation, keyspace, table, p99 seconds, count) from one node; raises on failure."""
+        found = []
+        keyspaces = sorted({keyspace for keyspace, _ in self.tables})
+        for operation, view in VIEWS.items():
+            if view in self.missing_views:
+                continue
+            for keyspace in keyspaces:
+                try:
+                    rows = await self._ask(host, view, keyspace)
+                except InvalidRequest as exc:
+                    if "does not exist" in str(exc) or "unconfigured table" in str(exc):
+                        self.missing_views.add(view)
+                        self.log.info("this Cassandra has no system_views.%s", view)
+                        break
+                    raise
+                found += [(operation, keyspace, *row) for row in rows]
+        return found
+
+    async def run(self) -> ProbeOutcome:
+        hosts = [h for dc in self.config.datacenters.all for h in self.connection.hosts(dc)]
+        if not self.connection.connected:
+            self.latencies, self.answered = [], {}
+            return ProbeOutcome.failed(FailureReason.UNAVAILABLE, "no Cassandra session yet")
+        answers = await asyncio.gather(*(self._node(h) for h in hosts), return_exceptions=True)
+        worst: dict[tuple[str, str, str, str], tuple[float, int]] = {}
+        answered: dict[str, int] = dict.fromkeys(self.config.datacenters.all, 0)
+        failures: list[tuple[Host, BaseException]] = []
+        for host, answer in zip(hosts, answers, strict=True):
+            if isinstance(answer, asyncio.CancelledError):
+                raise answer
+            if isinstance(answer, BaseException):
+                failures.append((host, answer))
+                continue
+            answered[host.datacenter] = answered.get(host.datacenter, 0) + 1
+            for operation, keyspace, table, p99, count in answer:
+                key = (operation, host.datacenter, keyspace, table)
+                previous_p99, previous_count = worst.get(key, (0.0, 0))
+                worst[key] = (max(previous_p99, p99), previous_count + count)
+        # Replaced whole each run: a node or table that stopped answering loses its series.
+        self.latencies = [
+            TableLatency(op, dc, keyspace, table, p99, count)
+            for (op, dc, keyspace, table), (p99, count) in sorted(worst.items())
+        ]
+        self.answered = answered
+        if failures:
+            detail = "; ".join(f"{h.datacenter}: {describe(exc)}" for h, exc in failures)
+            return ProbeOutcome.failed(classify(failures[0][1]), detail)
+        return ProbeOutcome.ok()
+
+    def collect(self) -> Iterable[Metric]:
+        p99 = GaugeMetricFamily(
+            "cqrs_server_coordinator_latency_p99_seconds",
+            "Cassandra's own coordinator p99 latency per table (system_views.coordinator_"
+            "read_latency / coordinator_write_latency, a recent-biased decaying histogram), "
+            "the highest among the datacenter's nodes; only the tables the latency probe times.",
+            labels=["operation", "cassandra_datacenter", "keyspace", "table"],
+        )
+        for entry in self.latencies:
+            p99.add_metric(
+                [entry.operation, entry.datacenter, entry.keyspace, entry.table],
+                entry.p99_seconds,
+            )
+        answered = GaugeMetricFamily(
+            "cqrs_server_latency_nodes_answered",
+            "Nodes of the datacenter whose latency virtual tables answered the last run.",
+            labels=["cassandra_datacenter"],
+        )
+        for dc, count in self.answered.items():
+            answered.add_metric([dc], count)
+        yield from (p99, answered)
+

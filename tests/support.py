@@ -1,0 +1,91 @@
+"""Helpers for tests: serve a real exporter on a free port, poll with deadlines, read metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from exporter.app import create_app
+from exporter.config import Config, parse_config
+from exporter.service import Exporter
+
+T = TypeVar("T")
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base` (mappings merge, everything else replaces)."""
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+@dataclass
+class RunningExporter:
+    exporter: Exporter
+    url: str
+    http: aiohttp.ClientSession
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, str]:
+        async with self.http.get(self.url + path, **kwargs) as response:
+            return response.status, await response.text()
+
+    async def get_json(self, path: str) -> tuple[int, Any]:
+        async with self.http.get(self.url + path) as response:
+            return response.status, await response.json()
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """A metric's current value as /metrics would show it (None if absent)."""
+        return self.exporter.registry.get_sample_value(name, labels or {})
+
+
+@asynccontextmanager
+async def serve_exporter(config: Config | dict[str, Any]) -> AsyncIterator[RunningExporter]:
+    """Run a real exporter (app, scheduler, probes) on 127.0.0.1 and a free port."""
+    if isinstance(config, dict):
+        config = parse_config(config)
+    exporter = Exporter(config)
+    runner = web.AppRunner(create_app(exporter), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=1.0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets  # type: ignore[union-attr]
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            yield RunningExporter(exporter, f"http://127.0.0.1:{port}", http)
+    finally:
+        await runner.cleanup()
+
+
+async def poll_until(
+    check: Callable[[], T | None] | Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> T:
+    """Call `check` until it returns a truthy value or the deadline passes (then fail)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message} not met within {timeout:g} s (last: {last!r})")
+        await asyncio.sleep(interval)

@@ -1,0 +1,148 @@
+"""Sentinel bookkeeping: midpoint estimates, a lag that grows while unseen, losses, replicas."""
+
+from __future__ import annotations
+
+import pytest
+
+from probes.replication_tracker import VISIBILITY_BUCKETS, BucketCounts, SentinelTracker
+
+ONE = {"eu": frozenset({None})}
+
+
+def tracker(timeout: float = 30.0) -> SentinelTracker:
+    return SentinelTracker(["eu"], sentinel_timeout=timeout)
+
+
+def test_estimate_is_the_midpoint_of_last_miss_and_first_hit() -> None:
+    t = tracker()
+    t.add(1, acked=100.0, readers=ONE)
+    assert t.observe("eu", None, None, sent=100.01, received=100.012) == []
+    done = t.observe("eu", None, 1, sent=100.06, received=100.062)
+    assert [c.sequence for c in done] == [1]
+    assert done[0].lag == pytest.approx((100.01 + 100.062) / 2 - 100.0)
+    assert done[0].resolution == pytest.approx(0.052)
+    state = t.targets["eu"]
+    assert state.estimate == pytest.approx(0.036)
+    assert state.visibility.count == 1
+
+
+def test_a_hit_on_the_first_read_is_bracketed_by_the_acknowledgement() -> None:
+    t = tracker()
+    t.add(1, acked=5.0, readers=ONE)
+    (done,) = t.observe("eu", None, 1, sent=5.001, received=5.004)
+    assert done.lag == pytest.approx(0.002)
+    assert done.resolution == pytest.approx(0.004)
+
+
+def test_a_miss_sent_before_the_acknowledgement_tells_nothing() -> None:
+    t = tracker()
+    t.add(1, acked=5.0, readers=ONE)
+    t.observe("eu", None, None, sent=4.9, received=5.2)
+    (done,) = t.observe("eu", None, 1, sent=5.3, received=5.4)
+    assert done.resolution == pytest.approx(0.4)  # from the acknowledgement, not from 4.9
+
+
+def test_lag_is_the_age_of_the_oldest_unseen_sentinel_and_keeps_growing() -> None:
+    t = tracker()
+    t.add(1, acked=0.0, readers=ONE)
+    t.observe("eu", None, 1, sent=0.01, received=0.02)
+    t.add(2, acked=1.0, readers=ONE)
+    t.add(3, acked=2.0, readers=ONE)
+    samples = [t.lag("eu", now) for now in (1.5, 2.5, 3.5, 4.5)]
+    assert samples == pytest.approx([0.5, 1.5, 2.5, 3.5])
+
+
+def test_after_a_stall_the_newest_completed_sentinel_sets_the_lag() -> None:
+    t = tracker()
+    for seq, acked in ((1, 0.0), (2, 1.0), (3, 2.0)):
+        t.add(seq, acked=acked, readers=ONE)
+    t.observe("eu", None, None, sent=2.95, received=3.2)
+    done = t.observe("eu", None, 3, sent=3.0, received=3.25)
+    assert [c.sequence for c in done] == [1, 2, 3]
+    assert t.lag("eu", 3.3) == pytest.approx(done[-1].lag)
+    assert done[-1].lag == pytest.approx((2.95 + 3.25) / 2 - 2.0)
+    assert t.targets["eu"].visibility.count == 3
+
+
+def test_an_older_value_is_a_miss() -> None:
+    t = tracker()
+    t.add(7, acked=0.0, readers=ONE)
+    assert t.observe("eu", None, 6, sent=0.1, received=0.11) == []
+    assert t.wants("eu", None)
+
+
+def test_lost_sentinels_are_counted_and_the_lag_still_grows() -> None:
+    t = tracker(timeout=3.0)
+    for seq in range(1, 6):
+        t.add(seq, acked=float(seq), readers=ONE)
+        t.expire(float(seq))
+    assert t.expire(4.0) == {}  # sentinel 1 is 3 s old exactly at 4.0: already expired above
+    assert t.targets["eu"].lost == 2
+    assert t.expire(6.5) == {"eu": 1}
+    assert t.targets["eu"].lost == 3
+    # The lag keeps measuring from sentinel 1, lost or not.
+    assert t.lag("eu", 10.0) == pytest.approx(9.0)
+    assert t.lag("eu", 20.0) == pytest.approx(19.0)
+
+
+def test_seeing_a_later_sentinel_supersedes_the_lost_ones() -> None:
+    t = tracker(timeout=3.0)
+    for seq in range(1, 4):
+        t.add(seq, acked=float(seq), readers=ONE)
+    t.expire(5.5)
+    assert t.targets["eu"].lost == 2
+    t.add(4, acked=6.0, readers=ONE)
+    t.observe("eu", None, 4, sent=6.01, received=6.02)
+    state = t.targets["eu"]
+    assert state.lost_unseen_since is None and state.pending == []
+    assert t.lag("eu", 6.5) == pytest.approx(0.01)
+
+
+def test_lag_is_unknown_before_any_sentinel_and_when_none_is_acknowledged_for_long() -> None:
+    t = tracker(timeout=3.0)
+    assert t.lag("eu", 0.0) is None
+    t.add(1, acked=0.0, readers=ONE)
+    t.observe("eu", None, 1, sent=0.01, received=0.02)
+    assert t.lag("eu", 2.0) == pytest.approx(0.01)
+    assert t.lag("eu", 3.5) is None
+
+
+def test_lag_is_never_negative() -> None:
+    t = tracker()
+    t.add(1, acked=10.0, readers=ONE)
+    assert t.lag("eu", 9.0) == 0.0
+
+
+def test_per_replica_a_sentinel_is_seen_only_when_every_replica_has_it() -> None:
+    t = tracker()
+    replicas = {"eu": frozenset({"a", "b"})}
+    t.add(1, acked=0.0, readers=replicas)
+    assert t.observe("eu", "a", 1, sent=0.01, received=0.02) == []
+    assert not t.wants("eu", "a") and t.wants("eu", "b")
+    assert t.lag("eu", 1.0) == pytest.approx(1.0)  # replica b still hides nothing
+    t.observe("eu", "b", None, sent=1.95, received=1.96)
+    (done,) = t.observe("eu", "b", 1, sent=2.0, received=2.01)
+    assert done.lag == pytest.approx((1.95 + 2.01) / 2)
+    assert done.resolution == pytest.approx(0.06)
+
+
+def test_readers_lists_who_is_still_waited_for() -> None:
+    t = SentinelTracker(["ca", "eu"], sentinel_timeout=30.0)
+    t.add(1, acked=0.0, readers={"ca": frozenset({None}), "eu": frozenset({"x"})})
+    assert t.readers() == {("ca", None), ("eu", "x")}
+    t.observe("ca", None, 1, sent=0.1, received=0.2)
+    assert t.readers() == {("eu", "x")}
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    counts = BucketCounts((0.1, 1.0))
+    for value in (0.05, 0.1, 0.5, 1.0, 2.0):
+        counts.observe(value)
+    assert counts.cumulative() == [("0.1", 2.0), ("1", 4.0), ("+Inf", 5.0)]
+    assert counts.sum == pytest.approx(3.65) and counts.count == 5
+
+
+def test_default_buckets_are_dense_around_one_second() -> None:
+    around = [b for b in VISIBILITY_BUCKETS if 0.5 <= b <= 1.5]
+    assert len(around) >= 8
+    assert list(VISIBILITY_BUCKETS) == sorted(VISIBILITY_BUCKETS)
