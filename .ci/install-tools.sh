@@ -25,6 +25,8 @@ SCHEMAS=$TOOLS/kubernetes-json-schema
 say() { printf 'install-tools: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# The official Go tarball's place, for shells whose PATH does not have it.
+command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null 2>&1 || die "go is not installed; the chart tools are built with 'go install'"
 
 # The module version a Go binary was built from, or nothing.

@@ -1,10 +1,11 @@
 """How late the exporter's own event loop runs.
 
-A small task sleeps for a fixed tick and measures how much later than asked it woke up.
-Everything the loop does (scrapes, probe bookkeeping, driver callbacks) delays that wake
-up, and so does the operating system not giving the process a CPU. Latency timings taken
-while the loop was late are inflated by the exporter itself; probes ask `lag_during` to
-flag them.
+A task that sleeps measures how much later than asked it woke up. Everything the loop
+does (scrapes, probe bookkeeping, driver callbacks) delays that wake-up, and so does the
+operating system not giving the process a CPU. `EventLoopMonitor` ticks on its own and
+exports the lag; `LagLog` remembers recent lags so that a probe can tell whether a timing
+overlapped one (the latency probe feeds it from its own fixed-rate wake-ups, which come
+often enough, so it needs no ticker of its own).
 """
 
 from __future__ import annotations
@@ -33,8 +34,33 @@ MAX_LAG = 60.0
 """Longer lags are recorded as this."""
 
 
+class LagLog:
+    """Recent notable lags: the loop woke `lag` late at `woke_at`, so it was blocked (or not
+    scheduled) over [woke_at - lag, woke_at]."""
+
+    def __init__(self) -> None:
+        self._late: deque[tuple[float, float]] = deque(maxlen=HISTORY_LENGTH)
+
+    def note(self, lag: float, woke_at: float) -> None:
+        if lag < NOTABLE_LAG:
+            return
+        self._late.append((woke_at, lag))
+        while self._late and self._late[0][0] < woke_at - HISTORY_SECONDS:
+            self._late.popleft()
+
+    def lag_during(self, start: float, end: float) -> float:
+        """The longest noted lag that overlapped [start, end] (0 when none did)."""
+        worst = 0.0
+        for woke_at, lag in reversed(self._late):
+            if woke_at < start:
+                break
+            if woke_at - lag < end:
+                worst = max(worst, lag)
+        return worst
+
+
 class EventLoopMonitor:
-    """Measures event-loop lag on a fixed tick; start it inside the running loop."""
+    """Measures event-loop lag on a fixed tick and exports it; start it in the running loop."""
 
     def __init__(
         self,
@@ -50,8 +76,7 @@ class EventLoopMonitor:
         self._clock = clock
         self.window = SlidingHistogram(window, slices, clock=clock, highest=MAX_LAG)
         self.buckets = BucketHistogram(LAG_BUCKETS)
-        # (woke_at, lag) of notable lags: the loop was blocked over [woke_at - lag, woke_at].
-        self._late: deque[tuple[float, float]] = deque(maxlen=HISTORY_LENGTH)
+        self.log = LagLog()
         self._expected_wake: float | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -85,11 +110,8 @@ class EventLoopMonitor:
     def record(self, lag: float, woke_at: float) -> None:
         """One measured lag (public so that tests and benchmarks can feed known values)."""
         self.window.record(lag, now=woke_at)
-        self.buckets.observe(lag)
-        if lag >= NOTABLE_LAG:
-            self._late.append((woke_at, lag))
-            while self._late and self._late[0][0] < woke_at - HISTORY_SECONDS:
-                self._late.popleft()
+        self.buckets.observe(min(lag, MAX_LAG))
+        self.log.note(lag, woke_at)
 
     def current_lag(self, now: float | None = None) -> float:
         """How far past its expected wake-up the tick is right now (0 when on time)."""
@@ -99,14 +121,9 @@ class EventLoopMonitor:
         return max(0.0, now - self._expected_wake)
 
     def lag_during(self, start: float, end: float) -> float:
-        """The longest lag that overlapped [start, end], counting a lag still in progress."""
-        worst = self.current_lag(end) if end >= self._clock() - self.tick else 0.0
-        for woke_at, lag in reversed(self._late):
-            if woke_at < start:
-                break
-            if woke_at - lag < end:
-                worst = max(worst, lag)
-        return worst
+        """The longest lag that overlapped [start, end], counting one still in progress."""
+        in_progress = self.current_lag(end) if end >= self._clock() - self.tick else 0.0
+        return max(in_progress, self.log.lag_during(start, end))
 
     def snapshot(self) -> QuantileSnapshot:
         return self.window.snapshot()

@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
 from exporter.config.latency import BUILTIN_QUERY, LatencyConfig
-from exporter.event_loop import EventLoopMonitor
+from exporter.event_loop import LagLog
 from exporter.quantiles import latency_buckets
 from exporter.results import Check, FailureReason, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
@@ -31,8 +31,6 @@ from probes.latency_requests import CommandWrite, DeclaredRead, KeyPool, ProbeRe
 from probes.latency_series import LatencySeries, Operation, SeriesKey
 from probes.latency_timing import FixedRateLoop, TimedRequest
 
-FLAG_TICK = 0.025
-"""Tick of the probe's own lag monitor, which flags timings taken while the loop was late."""
 QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("0.999", "p999"), ("1", "max"))
 
 
@@ -54,7 +52,8 @@ class LatencyProbe(Probe):
             (thresholds.query_latency_p99, thresholds.command_latency_p99),
             highest=latency.timeout,
         )
-        self.monitor = EventLoopMonitor(FLAG_TICK, clock=self.clock.monotonic)
+        self.lags = LagLog()
+        """Fed by every stream's wake-ups; flags timings taken while the loop was late."""
         self._rng = random.Random()
         self.loops: list[FixedRateLoop] = []
         self.key_pools: list[KeyPool] = []
@@ -88,6 +87,10 @@ class LatencyProbe(Probe):
                     SeriesKey(Operation.QUERY, dc, consistency.value, query.name),
                     query.rate or latency.rate,
                 )
+        # Spread the streams' slots over the period: requests sent together would queue
+        # behind each other in this process and time that queueing as latency.
+        for index, loop in enumerate(self.loops):
+            loop.phase = index / len(self.loops)
 
     def _add(self, request: TimedRequest, key: SeriesKey, rate: float) -> None:
         latency = self.schedule
@@ -105,7 +108,7 @@ class LatencyProbe(Probe):
                 series,
                 rate=rate,
                 timeout=latency.timeout,
-                monitor=self.monitor,
+                lags=self.lags,
                 lag_flag=latency.loop_lag_flag,
                 clock=self.clock.monotonic,
             )
@@ -125,7 +128,6 @@ class LatencyProbe(Probe):
     async def start(self) -> None:
         if self._tasks:
             return
-        self.monitor.start()
         for pool in self.key_pools:
             self._tasks.append(
                 asyncio.create_task(pool.run(), name=f"latency-keys-{pool.query.name}")
@@ -145,7 +147,6 @@ class LatencyProbe(Probe):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.monitor.stop()
 
     async def run(self) -> ProbeOutcome:
         for series in self.series:

@@ -21,7 +21,7 @@ RING = 64
 """Rows per writer in `command_probe`: commands overwrite them in turn, reads pick one."""
 PAYLOAD = "x" * 100
 """A small, constant payload: the command's size is not what is being measured."""
-KEY_RETRY = 5.0
+KEY_RETRY = 2.0
 """Seconds between attempts to load keys while there are none."""
 
 
@@ -128,6 +128,7 @@ class KeyPool:
         self.loaded_at: float | None = None
         self._rng = rng
         self._clock = clock
+        self._logged: str | None = None
 
     def pick(self) -> tuple[Any, ...]:
         if not self.keys:
@@ -158,10 +159,15 @@ class KeyPool:
             else:
                 self.keys, self.problem = keys, None
             self.loaded_at = self._clock()
+            self._logged = None
             return
+        problem = "the key query failed: " + "; ".join(errors)
+        if problem != self._logged:
+            # Once per distinct problem: the query retries every few seconds.
+            log.warning("declared query %s: %s", self.query.name, problem)
+            self._logged = problem
         if not self.keys:
-            self.problem = "the key query failed: " + "; ".join(errors)
-        log.warning("declared query %s: key query failed (%s)", self.query.name, "; ".join(errors))
+            self.problem = problem
 
     async def run(self) -> None:
         """Reload the keys every `key_refresh` (sooner while there are none) until cancelled."""

@@ -6,6 +6,9 @@ the figures instead of silently thinning them. Requests run concurrently: a requ
 overruns its slot does not hold back the next one. The number in flight is bounded; a
 slot that finds every permitted request still running, or that can no longer be answered
 within the timeout, is recorded as missed, at the timeout value.
+
+Every wake-up also notes how late it is in a shared `LagLog`: the streams together sample
+the event loop's lag often enough to flag timings that a late loop inflated.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from exporter.connection import NotConnected, classify, describe
-from exporter.event_loop import EventLoopMonitor
+from exporter.event_loop import LagLog
 from exporter.results import FailureReason
 from probes.latency_series import LatencySeries
 
@@ -63,19 +66,24 @@ class FixedRateLoop:
         *,
         rate: float,
         timeout: float,
-        monitor: EventLoopMonitor,
+        lags: LagLog,
         lag_flag: float,
         clock: Callable[[], float],
+        phase: float = 0.0,
     ) -> None:
         self.request = request
         self.series = series
         self.period = 1.0 / rate
+        self.phase = phase % 1.0
+        """Where in its period this stream's slots fall, so that streams do not send at once."""
         self.timeout = timeout
         self.limit = max_in_flight(rate, timeout)
-        self._monitor = monitor
+        self._lags = lags
         self._lag_flag = lag_flag
         self._clock = clock
         self._in_flight: set[asyncio.Task[None]] = set()
+        self.slots = 0
+        """Slots that fell due while connected: issued or missed."""
         self.issued = 0
         self.not_ready: tuple[FailureReason, str] | None = (
             FailureReason.UNAVAILABLE,
@@ -123,12 +131,14 @@ class FixedRateLoop:
 
     async def _drive(self) -> None:
         """Issue a request per slot until the session goes away."""
-        next_slot = self._clock()
+        next_slot = self._clock() + self.phase * self.period
         while True:
             now = self._clock()
             if next_slot > now:
                 await asyncio.sleep(next_slot - now)
                 now = self._clock()
+            # How late this wake-up is: the event loop's lag, as every stream sees it.
+            self._lags.note(now - next_slot, now)
             if not self.request.connected:
                 # No session: nothing is measured, and nothing is missed on Cassandra's account.
                 return
@@ -136,6 +146,7 @@ class FixedRateLoop:
             # Slots whose answer could no longer arrive within the timeout are missed outright.
             overdue = (now - self.timeout - next_slot) / self.period
             hopeless = 0 if overdue < 0 else min(due, math.floor(overdue) + 1)
+            self.slots += due
             if hopeless:
                 self.series.record_missed(hopeless)
             for index in range(hopeless, due):
@@ -177,4 +188,4 @@ class FixedRateLoop:
         """The event loop was late while this request was timed, inflating its latency."""
         if issued - intended > self._lag_flag:
             return True
-        return self._monitor.lag_during(intended, self._clock()) > self._lag_flag
+        return self._lags.lag_during(intended, self._clock()) > self._lag_flag

@@ -18,8 +18,8 @@ import asyncio
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -38,6 +38,8 @@ MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
 MAX_PENDING = 10_000
 MAX_ERRORS_PER_RUN = 3
+MAX_IN_FLIGHT = 32
+"""Lookups in flight at once: the budget paces their starts, this bounds a slow cluster."""
 """After this many failed requests a run stops: the cluster is not answering."""
 MAX_REMEMBERED = 50_000
 """Rows already checked are remembered (by key and write time) so a run never counts one twice."""
@@ -118,6 +120,23 @@ def judge(
 
 
 @dataclass
+class _Run:
+    """One run's limits and what it found."""
+
+    start_by: float
+    """Monotonic time after which no request starts."""
+    answer_by: float
+    """Monotonic time by which every request must be answered."""
+    lags: list[float] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    recent: bool = False
+    """Whether a sampled source row was written within the lag window."""
+    stopped: bool = False
+    """No more requests: the budget's slots ran past `start_by`, or too many failed."""
+    completed: bool = False
+
+
+@dataclass
 class _Pending:
     source: dict[str, Any]
     due: float
@@ -142,16 +161,20 @@ class AuditProbe(ReadModelBase):
 
     # --- requests under the budget ---------------------------------------------------
 
-    async def _query(self, query: str | PreparedStatement, params: dict[str, Any] | None,
-                     datacenter: str, deadline: float) -> list[Any] | None:
-        """One paced request; None when its turn would come after the run's deadline."""
-        if self.pacer.next_slot > deadline:
-            return None
+    async def _slot(self, run: _Run) -> bool:
+        """Wait for the next request slot under the budget; False once the run is over."""
+        if run.stopped or self.pacer.next_slot > run.start_by:
+            run.stopped = True
+            return False
         await self.pacer.wait()
         self.queries += 1
+        return True
+
+    async def _send(self, run: _Run, query: str | PreparedStatement,
+                    params: dict[str, Any] | None, datacenter: str) -> list[Any]:
         return await self.connection.execute(
             query, params, datacenter=datacenter, consistency=self.read_model.consistency,
-            timeout=max(0.1, deadline - self.clock.monotonic()),
+            timeout=max(0.1, run.answer_by - self.clock.monotonic()),
         )
 
     # --- sampling ----------------------------------------------------------------------
@@ -165,21 +188,25 @@ class AuditProbe(ReadModelBase):
         recent = round(total * self.settings.recent_share)
         return recent, total - recent
 
-    async def _source_rows(self, deadline: float) -> list[dict[str, Any]]:
+    async def _source_rows(self, run: _Run) -> list[dict[str, Any]]:
         recent_n, token_n = self._sample_sizes()
         rows: list[dict[str, Any]] = []
         if recent_n and self.settings.recent_query is not None:
             statement = await self.connection.prepare(self.settings.recent_query)
             since = datetime.now(UTC) - timedelta(seconds=self.settings.recent_window)
-            values = bind(statement, {"since": since, "max_rows": recent_n}, "recent_query")
-            found = await self._query(statement, values, self.source_datacenter, deadline)
-            rows.extend(as_dict(r) for r in (found or [])[:recent_n])
+            values = bind(statement, {"since": since, "max_rows": recent_n,
+                                      "start_token": self.rng.randint(MIN_TOKEN, MAX_TOKEN)},
+                          "recent_query")
+            if await self._slot(run):
+                found = await self._send(run, statement, values, self.source_datacenter)
+                rows.extend(as_dict(r) for r in found[:recent_n])
         if token_n and self.settings.sample_query is not None:
             statement = await self.connection.prepare(self.settings.sample_query)
             start = self.rng.randint(MIN_TOKEN, MAX_TOKEN)
             values = bind(statement, {"start_token": start, "max_rows": token_n}, "sample_query")
-            found = await self._query(statement, values, self.source_datacenter, deadline)
-            rows.extend(as_dict(r) for r in (found or [])[:token_n])
+            if await self._slot(run):
+                found = await self._send(run, statement, values, self.source_datacenter)
+                rows.extend(as_dict(r) for r in found[:token_n])
         for row in rows:
             if WRITTEN_AT not in row:
                 raise DeclaredCqlError(
@@ -194,23 +221,49 @@ class AuditProbe(ReadModelBase):
         values = bind(lookup, source, "lookup_query")
         return (*values.values(), source[WRITTEN_AT])
 
-    async def _lookup(self, lookup: PreparedStatement, source: dict[str, Any],
-                      deadline: float) -> dict[str, Any] | bool | None:
-        """The read model's row (None if absent), or False if the budget ran out first."""
-        values = bind(lookup, source, "lookup_query")
-        rows = await self._query(lookup, values, self.datacenter, deadline)
-        if rows is None:
-            return False
-        if not rows:
-            return None
-        target = as_dict(rows[0])
-        missing = [c for c in (*self.fields, WRITTEN_AT) if c not in target]
-        if missing:
-            raise DeclaredCqlError(
-                f"lookup_query must return {', '.join(missing)} (compared fields and "
-                f"WRITETIME(...) AS {WRITTEN_AT})"
-            )
-        return target
+    async def _check(self, run: _Run, lookup: PreparedStatement, key: tuple[Any, ...],
+                     source: dict[str, Any]) -> None:
+        """Look one row up in the read model (its slot already taken) and judge it."""
+        try:
+            rows = await self._send(run, lookup, bind(lookup, source, "lookup_query"),
+                                    self.datacenter)
+        except (DeclaredCqlError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # this row's lookup failed: the row is not judged
+            run.errors.append(exc)
+            if len(run.errors) >= MAX_ERRORS_PER_RUN:
+                run.stopped = True
+            return
+        target = as_dict(rows[0]) if rows else None
+        if target is not None:
+            missing = [c for c in (*self.fields, WRITTEN_AT) if c not in target]
+            if missing:
+                raise DeclaredCqlError(
+                    f"lookup_query must return {', '.join(missing)} (compared fields and "
+                    f"WRITETIME(...) AS {WRITTEN_AT})"
+                )
+        self._decide(key, source, target, run.lags)
+
+    async def _check_each(self, run: _Run, lookup: PreparedStatement,
+                          rows: Iterable[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+        """Check rows with their lookups started at the budget's pace, several in flight."""
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for key, source in rows:
+                in_flight = [t for t in tasks if not t.done()]
+                if len(in_flight) >= MAX_IN_FLIGHT:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                if not await self._slot(run):
+                    break
+                tasks.append(asyncio.create_task(self._check(run, lookup, key, source)))
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
+        for result in results:
+            if isinstance(result, DeclaredCqlError):
+                raise result
 
     def _remember(self, key: tuple[Any, ...]) -> None:
         self.remembered[key] = None
@@ -225,8 +278,15 @@ class AuditProbe(ReadModelBase):
         written = source[WRITTEN_AT] / 1e6
         recent = now - written <= self.settings.lag_window
         if judgement.verdict is Verdict.PENDING:
-            if key not in self.pending and len(self.pending) < MAX_PENDING:
+            # Its age, confirmed by this very lookup, is how far the read model trails.
+            if recent and judgement.lag is not None:
+                lags.append(judgement.lag)
+            if key not in self.pending:
+                if len(self.pending) >= MAX_PENDING:
+                    return  # too many undecided rows: this one goes unjudged
                 self.pending[key] = _Pending(source, written + self.settings.grace)
+            else:
+                self.pending.move_to_end(key)  # rechecked: the others go first next time
             return
         self.pending.pop(key, None)
         self._remember(key)
@@ -238,76 +298,75 @@ class AuditProbe(ReadModelBase):
         elif recent and judgement.lag is not None:
             lags.append(judgement.lag)
 
+    def _rechecks(self) -> list[tuple[tuple[Any, ...], _Pending]]:
+        """Pending rows to look up again: all whose grace has ended, then a few others."""
+        now = self.clock.time()
+        due = [(k, p) for k, p in self.pending.items() if p.due <= now]
+        waiting = [(k, p) for k, p in self.pending.items() if p.due > now]
+        return due + waiting[: max(1, self.settings.samples_per_run // 2)]
+
     # --- one run -----------------------------------------------------------------------
 
     async def run(self) -> ProbeOutcome:
         started = self.clock.monotonic()
-        # Leave room under the runner's timeout for the last request to come back.
-        deadline = started + self.schedule.timeout * 0.8
+        # Requests start in the first 60 % of the timeout and have until 90 % to answer:
+        # the run ends on its own, before the runner's cut-off.
+        timeout = self.schedule.timeout
+        run = _Run(start_by=started + 0.6 * timeout, answer_by=started + 0.9 * timeout)
         self.last_verdicts = dict.fromkeys(Verdict, 0)
         lookup = await self.connection.prepare(self.settings.lookup_query)
-        lags: list[float] = []
-        errors: list[BaseException] = []
-
-        async def check(key: tuple[Any, ...], source: dict[str, Any]) -> bool:
-            try:
-                target = await self._lookup(lookup, source, deadline)
-            except (DeclaredCqlError, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # one row's lookup failed: the row is not judged
-                errors.append(exc)
-                return len(errors) < MAX_ERRORS_PER_RUN
-            if target is False:
-                return False
-            assert target is not True
-            self._decide(key, source, target, lags)
-            return True
-
-        # Rows whose grace period has ended are decided first.
-        now = self.clock.time()
-        for key, pending in list(self.pending.items()):
-            if pending.due > now:
-                continue
-            if not await check(key, pending.source):
-                break
-
-        recent_in_sample = False
-        if self.pacer.next_slot <= deadline:
-            try:
-                rows = await self._source_rows(deadline)
-            except DeclaredCqlError:
-                raise
-            except Exception as exc:
-                errors.append(exc)
-                rows = []
-            if rows:
-                self.sampled_any = True
-            now = self.clock.time()
-            for source in rows:
-                written = source.get(WRITTEN_AT)
-                if written is None:
-                    continue  # the dated column is null in this row: nothing to date it by
-                self.note_source_time(written / 1e6, now)
-                recent_in_sample |= now - written / 1e6 <= self.settings.lag_window
-                key = self._key(lookup, source)
-                if key in self.remembered or key in self.pending:
-                    continue
-                if not await check(key, source):
-                    break
-
-        # Rows still pending are trailing by their age so far (a stuck consumer shows here).
-        now = self.clock.time()
-        for pending in self.pending.values():
-            age = now - pending.source[WRITTEN_AT] / 1e6
-            if age <= self.settings.lag_window:
-                lags.append(max(0.0, age))
-        if lags:
-            self.set_lag(quantile(lags, self.settings.lag_quantile))
-        elif self.sampled_any and not recent_in_sample:
-            self.set_lag(0.0)  # nothing written recently is waiting: idle is not lag
-        elif self.lag is not None and recent_in_sample:
-            self.set_lag(self.lag)  # recent rows were all checked before: the lag stands
-        if errors:
-            return ProbeOutcome.failed(classify(errors[0]),
-                                       f"{len(errors)} requests failed: {describe(errors[0])}")
+        try:
+            await self._check_rows(run, lookup)
+            run.completed = True
+        finally:
+            # Also when the runner cuts the run short: what was judged still counts.
+            self._conclude(run)
+        if run.errors:
+            first = run.errors[0]
+            return ProbeOutcome.failed(classify(first),
+                                       f"{len(run.errors)} requests failed: {describe(first)}")
         return ProbeOutcome.ok()
+
+    async def _check_rows(self, run: _Run, lookup: PreparedStatement) -> None:
+        # Undecided rows first: those past their grace period become checks, the others
+        # tell whether the read model still trails.
+        await self._check_each(run, lookup, ((k, p.source) for k, p in self._rechecks()))
+        if run.stopped:
+            return
+        try:
+            rows = await self._source_rows(run)
+        except DeclaredCqlError:
+            raise
+        except Exception as exc:
+            run.errors.append(exc)
+            return
+        if rows:
+            self.sampled_any = True
+        await self._check_each(run, lookup, self._new_rows(run, lookup, rows))
+
+    def _new_rows(self, run: _Run, lookup: PreparedStatement, rows: list[dict[str, Any]]
+                  ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """The sampled rows not judged or pending already (noting what the sample shows)."""
+        now = self.clock.time()
+        seen: set[tuple[Any, ...]] = set()
+        for source in rows:
+            written = source.get(WRITTEN_AT)
+            if written is None:
+                continue  # the dated column is null in this row: nothing to date it by
+            self.note_source_time(written / 1e6, now)
+            run.recent |= now - written / 1e6 <= self.settings.lag_window
+            key = self._key(lookup, source)
+            if key not in self.remembered and key not in self.pending and key not in seen:
+                seen.add(key)
+                yield key, source
+
+    def _conclude(self, run: _Run) -> None:
+        """Set the run's lag from what it judged."""
+        if run.lags:
+            self.set_lag(quantile(run.lags, self.settings.lag_quantile))
+        elif run.errors or not run.completed:
+            pass  # a run cut short or failing says nothing more: the lag ages out
+        elif self.sampled_any and not run.recent and not self.pending:
+            self.set_lag(0.0)  # nothing written recently is waiting: idle is not lag
+        elif self.lag is not None and (run.recent or self.pending):
+            self.set_lag(self.lag)  # nothing new was judged: the last reading stands

@@ -19,6 +19,8 @@ from exporter.results import Check, Observation
 from exporter.stats import RatioEstimate, WindowedCounts, estimate
 from probes.base import Probe, ProbeContext
 
+EARLY_FAILURES = 5
+"""With this many failures the Wilson interval is trustworthy before `min_checks` checks."""
 STALE_AFTER_INTERVALS = 3
 """A lag not refreshed for this many intervals is no longer reported (the probe is failing)."""
 
@@ -48,7 +50,8 @@ class ReadModelBase(Probe):
         group.members.append(self)
         self.datacenter = read_model.datacenter or self.config.datacenters.write
         self.lag: float | None = None
-        self._lag_at: float | None = None
+        self.lag_measured_at: float | None = None
+        """Monotonic time of the last lag measurement."""
         self.clock_ahead: float = 0.0
         self.queries = 0
         self.checks = 0
@@ -64,7 +67,7 @@ class ReadModelBase(Probe):
 
     def set_lag(self, seconds: float) -> None:
         self.lag = max(0.0, seconds)
-        self._lag_at = self.clock.monotonic()
+        self.lag_measured_at = self.clock.monotonic()
 
     def note_source_time(self, source_seconds: float, now: float) -> None:
         """Remember how far a source timestamp lay ahead of our clock (skew, not lag)."""
@@ -80,10 +83,10 @@ class ReadModelBase(Probe):
 
     def current_lag(self) -> float | None:
         """The last measured lag, or None before the first or once it has gone stale."""
-        if self.lag is None or self._lag_at is None:
+        if self.lag is None or self.lag_measured_at is None:
             return None
         stale = STALE_AFTER_INTERVALS * self.read_model.interval
-        if self.clock.monotonic() - self._lag_at > stale:
+        if self.clock.monotonic() - self.lag_measured_at > stale:
             return None
         return self.lag
 
@@ -100,9 +103,10 @@ class ReadModelBase(Probe):
         if ratio is None:
             yield Observation(Check.SYNC_FAILURE_RATE, name, None, samples=0, sufficient=False)
             return
-        threshold = self.config.thresholds.sync_failure_rate
-        # Few checks say little, unless even the interval's lower end is above the threshold.
-        sufficient = ratio.trials >= self.read_model.min_checks or ratio.lower > threshold
+        # Few checks say little; a few failures in them say too much (the Wilson lower bound
+        # runs high for one to three failures), unless there are enough failures to trust.
+        sufficient = (ratio.trials >= self.read_model.min_checks
+                      or ratio.failures >= EARLY_FAILURES)
         yield Observation(
             Check.SYNC_FAILURE_RATE,
             name,

@@ -177,10 +177,10 @@ class ReplicationProbe(Probe):
     # --- background reads -----------------------------------------------------------
 
     async def _read(self, dc: str, key: ReaderKey) -> None:
-        statement = await self.connection.prepare(self._select)
         sent = self.clock.monotonic()
         seen: int | None = None
         try:
+            statement = await self.connection.prepare(self._select)
             rows = await self.connection.execute(
                 statement,
                 (self.writer_id, self.source),

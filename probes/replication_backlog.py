@@ -88,12 +88,12 @@ class ReplicationBacklogProbe(Probe):
         self._values: dict[str, Sums] = {}
         self._nodes: dict[str, int] = {}
 
-    async def _discover(self) -> dict[str, set[str]]:
+    async def _discover(self, timeout: float) -> dict[str, set[str]]:
         rows = await self.connection.execute(
             COLUMNS_QUERY,
             datacenter=self.sources[0],
             consistency=Consistency.LOCAL_ONE,
-            timeout=self.schedule.timeout * 0.8,
+            timeout=timeout,
         )
         available: dict[str, set[str]] = {}
         for row in rows:
@@ -109,42 +109,54 @@ class ReplicationBacklogProbe(Probe):
                 by_table.setdefault(series.table, []).append(series)
         return by_table
 
-    async def _ask(
-        self, dc: str, host: Host, queries: dict[str, list[BacklogSeries]]
-    ) -> tuple[str, dict[str, Sums] | BaseException]:
+    async def _table(
+        self, dc: str, host: Host, table: str, series: list[BacklogSeries], timeout: float
+    ) -> dict[str, Sums]:
+        columns = ", ".join(s.column for s in series)
+        rows = await self.connection.execute(
+            f"SELECT dc, {columns} FROM system_views.{table}",
+            datacenter=dc,
+            consistency=Consistency.LOCAL_ONE,
+            timeout=timeout,
+            host=host,
+        )
         values: dict[str, Sums] = {}
+        for s in series:
+            sums = values.setdefault(s.metric, {})
+            for row in rows:
+                if row.dc is None:  # a peer whose datacenter is not known yet
+                    continue
+                key = (dc, str(row.dc))
+                sums[key] = sums.get(key, 0.0) + float(getattr(row, s.column) or 0)
+        return values
+
+    async def _ask(
+        self, dc: str, host: Host, queries: dict[str, list[BacklogSeries]], timeout: float
+    ) -> tuple[str, dict[str, Sums] | BaseException]:
+        """One node's backlog, its tables asked at once so the node takes one timeout at most."""
         try:
-            for table, series in queries.items():
-                columns = ", ".join(s.column for s in series)
-                rows = await self.connection.execute(
-                    f"SELECT dc, {columns} FROM system_views.{table}",
-                    datacenter=dc,
-                    consistency=Consistency.LOCAL_ONE,
-                    timeout=self.schedule.timeout * 0.8,
-                    host=host,
-                )
-                for s in series:
-                    sums = values.setdefault(s.metric, {})
-                    for row in rows:
-                        if row.dc is None:  # a peer whose datacenter is not known yet
-                            continue
-                        key = (dc, str(row.dc))
-                        sums[key] = sums.get(key, 0.0) + float(getattr(row, s.column) or 0)
+            parts = await asyncio.gather(
+                *(self._table(dc, host, t, series, timeout) for t, series in queries.items())
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             return dc, exc
-        return dc, values
+        return dc, {metric: sums for part in parts for metric, sums in part.items()}
 
     async def run(self) -> ProbeOutcome:
+        # Every request shares one budget inside the run's timeout, so a slow node costs
+        # its own values, never the whole run's.
+        deadline = self.clock.monotonic() + self.schedule.timeout * 0.8
         if self.available is None:
-            self.available = await self._discover()
+            self.available = await self._discover(self.schedule.timeout * 0.4)
         queries = self._queries(self.available)
+        budget = max(0.05, deadline - self.clock.monotonic())
         if not queries:
             self._values, self._nodes = {}, {}
             return ProbeOutcome.ok("this Cassandra version has no backlog virtual tables")
         asks = [
-            self._ask(dc, host, queries)
+            self._ask(dc, host, queries, budget)
             for dc in self.sources
             for host in self.connection.hosts(dc)
             if host.is_up is not False

@@ -103,9 +103,9 @@ class HeartbeatProbe(Probe):
         return 0.0
 
     async def _read(self, key: ReaderKey) -> None:
-        statement = await self.connection.prepare(self._select)
         self._last_read[key] = self.clock.monotonic()
         try:
+            statement = await self.connection.prepare(self._select)
             rows = await self.connection.execute(
                 statement,
                 (self.writer_id, self.source),

@@ -6,6 +6,10 @@ is asked directly (the request is pinned to it); a datacenter's figure is the hi
 among its nodes that answered, since percentiles of different nodes cannot be averaged.
 Only the tables the latency probe times are exported: the monitoring keyspace's
 `command_probe` and the tables of the declared queries, so the series stay few.
+
+Despite their `_ms` names, Cassandra 5.0 fills these columns with seconds (its timers keep
+microseconds, converted as if they were nanoseconds), rounded to three decimals;
+`column_unit` says how to read them.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ VIEWS = {
 
 
 def view_cql(view: str) -> str:
+    # keyspace_name and table_name together are the partition key of these views.
     return (
-        f"SELECT keyspace_name, table_name, count, p99th_ms FROM system_views.{view} "
-        "WHERE keyspace_name = %s"
+        f"SELECT count, p99th_ms FROM system_views.{view} "
+        "WHERE keyspace_name = %s AND table_name = %s"
     )
 
 
@@ -62,7 +67,8 @@ class ServerLatencyProbe(Probe):
         self, context: ProbeContext, schedule: ServerLatencyConfig, name: str = ""
     ) -> None:
         super().__init__(context, schedule, name)
-        tables = {(self.config.monitoring.keyspace, "command_probe")}
+        # Unquoted names are stored lower-case, and the keyspace is never quoted.
+        tables = {(self.config.monitoring.keyspace.lower(), "command_probe")}
         for query in self.config.probes.latency.queries:
             table = queried_table(query.cql)
             if table is not None:
@@ -71,40 +77,43 @@ class ServerLatencyProbe(Probe):
         self.latencies: list[TableLatency] = []
         self.answered: dict[str, int] = {}
         """Nodes per datacenter that answered the last run."""
+        self._to_seconds = 1.0 if schedule.column_unit == "seconds" else 0.001
         self.missing_views: set[str] = set()
         """Virtual tables this Cassandra does not have (before 5.0): their series are absent."""
 
-    async def _ask(self, host: Host, view: str, keyspace: str) -> list[tuple[str, float, int]]:
+    async def _ask(
+        self, host: Host, view: str, keyspace: str, table: str
+    ) -> tuple[float, int] | None:
+        """(p99 seconds, count) of one table on one node; None before its first request."""
         rows = await self.connection.execute(
             view_cql(view),
-            (keyspace,),
+            (keyspace, table),
             datacenter=host.datacenter,
             host=host,
             timeout=max(self.schedule.timeout * 0.8, 0.1),
         )
-        return [
-            (row.table_name, float(row.p99th_ms) / 1000.0, int(row.count))
-            for row in rows
-            if (keyspace, row.table_name) in self.tables and row.p99th_ms is not None
-        ]
+        if not rows or not rows[0].count or rows[0].p99th_ms is None:
+            return None
+        return float(rows[0].p99th_ms) * self._to_seconds, int(rows[0].count)
 
     async def _node(self, host: Host) -> list[tuple[str, str, str, float, int]]:
         """(operation, keyspace, table, p99 seconds, count) from one node; raises on failure."""
         found = []
-        keyspaces = sorted({keyspace for keyspace, _ in self.tables})
         for operation, view in VIEWS.items():
             if view in self.missing_views:
                 continue
-            for keyspace in keyspaces:
+            for keyspace, table in sorted(self.tables):
                 try:
-                    rows = await self._ask(host, view, keyspace)
+                    answer = await self._ask(host, view, keyspace, table)
                 except InvalidRequest as exc:
-                    if "does not exist" in str(exc) or "unconfigured table" in str(exc):
+                    text = str(exc)
+                    if "does not exist" in text or "unconfigured table" in text:
                         self.missing_views.add(view)
                         self.log.info("this Cassandra has no system_views.%s", view)
                         break
                     raise
-                found += [(operation, keyspace, *row) for row in rows]
+                if answer is not None:
+                    found.append((operation, keyspace, table, *answer))
         return found
 
     async def run(self) -> ProbeOutcome:

@@ -33,7 +33,8 @@ def _dir_option(default: object) -> argparse.ArgumentParser:
         "--dir",
         type=Path,
         default=default,
-        help="folder holding the testbed's nodes and state (default: $CQRS_TESTBED_DIR or <repo>/.testbed)",
+        help="folder of the testbed's nodes and state "
+        "(default: $CQRS_TESTBED_DIR or <repo>/.testbed)",
     )
     return options
 
@@ -41,24 +42,41 @@ def _dir_option(default: object) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m testbed",
-        description="Run a local multi-datacenter Apache Cassandra cluster, one node per datacenter.",
+        description="Run a local multi-datacenter Apache Cassandra cluster, "
+        "one node per datacenter.",
         parents=[_dir_option(None)],
     )
     # SUPPRESS: a --dir given before the command is not reset by the command's default.
     common = _dir_option(argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = commands.add_parser("up", parents=[common], help="start a fresh cluster and leave it running")
+    up = commands.add_parser(
+        "up", parents=[common], help="start a fresh cluster and leave it running"
+    )
     up.add_argument(
         "--datacenters",
         type=_datacenters,
         default=DEFAULT_DATACENTERS,
-        help=f"comma-separated datacenter names, the first is the write DC (default: {','.join(DEFAULT_DATACENTERS)})",
+        help="comma-separated datacenter names, the first is the write DC "
+        f"(default: {','.join(DEFAULT_DATACENTERS)})",
     )
-    up.add_argument("--net", default=None, help="loopback prefix for node addresses (default: $CQRS_TESTBED_NET or 127.0.0)")
-    up.add_argument("--heap", default=DEFAULT_HEAP, help=f"JVM heap per node (default: {DEFAULT_HEAP})")
-    up.add_argument("--password-auth", action="store_true", help="PasswordAuthenticator and CassandraAuthorizer")
-    up.add_argument("--timeout", type=float, default=180.0, help="seconds each start phase may take (default: 180)")
+    up.add_argument(
+        "--net",
+        default=None,
+        help="loopback prefix for node addresses (default: $CQRS_TESTBED_NET or 127.0.0)",
+    )
+    up.add_argument(
+        "--heap", default=DEFAULT_HEAP, help=f"JVM heap per node (default: {DEFAULT_HEAP})"
+    )
+    up.add_argument(
+        "--password-auth", action="store_true", help="PasswordAuthenticator and CassandraAuthorizer"
+    )
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds each start phase may take (default: $CQRS_TESTBED_START_TIMEOUT or 180)",
+    )
 
     commands.add_parser("down", parents=[common], help="stop every node")
     commands.add_parser("status", parents=[common], help="show each node's state")
@@ -73,13 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     nodetool = commands.add_parser("nodetool", parents=[common], help="run nodetool against a node")
     nodetool.add_argument("dc", metavar="DC")
     nodetool.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    commands.add_parser(
+        "workload", add_help=False, help="run the reference CQRS workload (--help for its options)"
+    )
     return parser
 
 
 def _print_nodes(cluster: TestbedCluster) -> None:
     for node in cluster.nodes:
         role = "write" if node.dc == cluster.write_datacenter else "read"
-        print(f"  {node.dc:<14} {node.address}:{node.native_port}  {role:<5}  jmx {node.jmx_port}  pid {node.pid}")
+        address = f"{node.address}:{node.native_port}"
+        print(f"  {node.dc:<14} {address:<16} {role:<5}  jmx {node.jmx_port}  pid {node.pid}")
 
 
 def _running_in(base_dir: Path) -> bool:
@@ -91,7 +113,9 @@ def _running_in(base_dir: Path) -> bool:
 
 def _up(args: argparse.Namespace, base_dir: Path) -> int:
     if _running_in(base_dir):
-        raise TestbedError(f"a testbed is already running in {base_dir}; run `python -m testbed down` first")
+        raise TestbedError(
+            f"a testbed is already running in {base_dir}; run `python -m testbed down` first"
+        )
     cluster = TestbedCluster(
         args.datacenters,
         net=args.net,
@@ -105,7 +129,8 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
     print(f"testbed {cluster.cluster_name} up in {time.monotonic() - began:.1f} s ({base_dir})")
     _print_nodes(cluster)
     print(f"contact points: {','.join(cluster.contact_points)}")
-    print(f"write datacenter: {cluster.write_datacenter}; read datacenters: {','.join(cluster.read_datacenters)}")
+    print(f"write datacenter: {cluster.write_datacenter}")
+    print(f"read datacenters: {','.join(cluster.read_datacenters)}")
     if cluster.credentials:
         print(f"credentials: {cluster.credentials[0]}/{cluster.credentials[1]}")
     return 0
@@ -116,11 +141,17 @@ def _status(cluster: TestbedCluster) -> int:
     for node in cluster.status():
         rss = f"{node.rss_bytes / 2**20:.0f}MiB" if node.rss_bytes else "-"
         cql = "yes" if node.cql else "no"
-        print(f"{node.dc:<14} {node.address:<15} {node.pid or '-':>8}  {node.state:<8} {cql:<4} {rss:>8}")
+        pid = node.pid or "-"
+        print(f"{node.dc:<14} {node.address:<15} {pid:>8}  {node.state:<8} {cql:<4} {rss:>8}")
     return 0
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["workload"]:
+        from testbed.workload import main as workload_main
+
+        return workload_main(argv[1:])
     args = build_parser().parse_args(argv)
     base_dir = (args.dir or default_base_dir()).resolve()
     if args.command == "up":

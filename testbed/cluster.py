@@ -52,6 +52,11 @@ def default_net() -> str:
     return os.environ.get("CQRS_TESTBED_NET", "127.0.0")
 
 
+def default_start_timeout() -> float:
+    """Seconds each start phase may take: $CQRS_TESTBED_START_TIMEOUT or 180."""
+    return float(os.environ.get("CQRS_TESTBED_START_TIMEOUT", DEFAULT_START_TIMEOUT))
+
+
 def default_base_dir() -> Path:
     override = os.environ.get("CQRS_TESTBED_DIR")
     return Path(override).expanduser() if override else repo_root() / ".testbed"
@@ -62,12 +67,18 @@ def _check_net(net: str) -> int:
     try:
         first = ipaddress.IPv4Address(f"{net}.1")
     except ValueError:
-        raise TestbedError(f"net {net!r} is not three octets of an IPv4 address, e.g. 127.0.0") from None
+        raise TestbedError(
+            f"net {net!r} is not three octets of an IPv4 address, e.g. 127.0.0"
+        ) from None
     if not first.is_loopback or net.count(".") != 2:
-        raise TestbedError(f"net {net!r} must be a loopback prefix such as 127.0.0 (addresses 127.x.y.1...)")
+        raise TestbedError(
+            f"net {net!r} must be a loopback prefix such as 127.0.0 (addresses 127.x.y.1...)"
+        )
     octet = int(net.rsplit(".", 1)[1])
     if octet >= 100:
-        raise TestbedError(f"net {net!r}: the third octet must be below 100 (it offsets the JMX ports)")
+        raise TestbedError(
+            f"net {net!r}: the third octet must be below 100 (it offsets the JMX ports)"
+        )
     return octet
 
 
@@ -130,7 +141,8 @@ class Node:
 
     def data_dirs(self) -> dict[str, Path]:
         return {
-            name: self.home / name for name in ("data", "commitlog", "hints", "saved_caches", "cdc_raw")
+            name: self.home / name
+            for name in ("data", "commitlog", "hints", "saved_caches", "cdc_raw")
         }
 
     def _config_argument(self) -> str:
@@ -183,7 +195,7 @@ class TestbedCluster:
         cluster_name: str = CLUSTER_NAME,
         password_auth: bool = False,
         version: str = DEFAULT_VERSION,
-        start_timeout: float = DEFAULT_START_TIMEOUT,
+        start_timeout: float | None = None,
         parallel_start: bool = True,
     ) -> None:
         self.datacenters: tuple[str, ...] = tuple(datacenters)
@@ -203,7 +215,7 @@ class TestbedCluster:
         self.cluster_name = cluster_name
         self.password_auth = password_auth
         self.version = version
-        self.start_timeout = start_timeout
+        self.start_timeout = start_timeout if start_timeout is not None else default_start_timeout()
         self.parallel_start = parallel_start
         self.nodes: list[Node] = [
             Node(
@@ -216,11 +228,16 @@ class TestbedCluster:
             for i, dc in enumerate(self.datacenters)
         ]
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # The process that ran up(): while it lives, the testbed is its own.
+        self.owner_pid: int | None = None
 
     # --- description -------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"TestbedCluster(datacenters={self.datacenters!r}, net={self.net!r}, base_dir={str(self.base_dir)!r})"
+        return (
+            f"TestbedCluster(datacenters={self.datacenters!r}, net={self.net!r}, "
+            f"base_dir={str(self.base_dir)!r})"
+        )
 
     @property
     def contact_points(self) -> list[str]:
@@ -247,7 +264,9 @@ class TestbedCluster:
         for node in self.nodes:
             if node.dc == dc:
                 return node
-        raise TestbedError(f"unknown datacenter {dc!r}; the testbed has {', '.join(self.datacenters)}")
+        raise TestbedError(
+            f"unknown datacenter {dc!r}; the testbed has {', '.join(self.datacenters)}"
+        )
 
     def status(self) -> list[NodeStatus]:
         result = []
@@ -279,6 +298,7 @@ class TestbedCluster:
             "net": self.net,
             "heap": self.heap,
             "password_auth": self.password_auth,
+            "owner_pid": self.owner_pid,
             "datacenters": list(self.datacenters),
             "nodes": [
                 {
@@ -306,7 +326,9 @@ class TestbedCluster:
         try:
             state: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:
-            raise TestbedError(f"no testbed in {directory} (start one with `python -m testbed up`)") from None
+            raise TestbedError(
+                f"no testbed in {directory} (start one with `python -m testbed up`)"
+            ) from None
         except ValueError as exc:
             raise TestbedError(f"unreadable testbed state {path}: {exc}") from None
         cluster = cls(
@@ -318,8 +340,9 @@ class TestbedCluster:
             password_auth=state["password_auth"],
             version=state["version"],
         )
-        for node, saved in zip(cluster.nodes, state["nodes"]):
+        for node, saved in zip(cluster.nodes, state["nodes"], strict=True):
             node.pid = saved["pid"]
+        cluster.owner_pid = state.get("owner_pid")
         return cluster
 
     # --- lifecycle ---------------------------------------------------------------
@@ -329,6 +352,7 @@ class TestbedCluster:
         lib = ensure_jars(self.version)
         self._stop_leftovers()
         self._check_ports_free()
+        self.owner_pid = os.getpid()
         self._write_files()
         seed, *others = self.nodes
         try:
@@ -358,12 +382,10 @@ class TestbedCluster:
             if state != "running":
                 raise TestbedError(f"node {node.dc} is {state}")
         deadline = time.monotonic() + timeout
-        self._wait_until(
-            lambda: all(node.cql_answers() for node in self.nodes),
-            timeout,
-            "not every node answers CQL: "
-            + ", ".join(node.dc for node in self.nodes if not node.cql_answers(timeout=0.5)),
-        )
+        while silent := [node.dc for node in self.nodes if not node.cql_answers()]:
+            if time.monotonic() >= deadline:
+                raise TestbedError(f"CQL does not answer on {', '.join(silent)}")
+            time.sleep(POLL_SECONDS)
         self._wait_for_ring(deadline, probe=True)
 
     def down(self) -> None:
@@ -388,14 +410,18 @@ class TestbedCluster:
         node = self.node(dc)
         pid = self._require_pid(node)
         processes.send(pid, signal.SIGSTOP)
-        self._wait_until(lambda: node.state() == "paused", 10.0, f"node {dc} did not stop on SIGSTOP")
+        self._wait_until(
+            lambda: node.state() == "paused", 10.0, f"node {dc} did not stop on SIGSTOP"
+        )
 
     def resume(self, dc: str) -> None:
         """Let a paused node run again with SIGCONT."""
         node = self.node(dc)
         pid = self._require_pid(node)
         processes.send(pid, signal.SIGCONT)
-        self._wait_until(lambda: node.state() == "running", 10.0, f"node {dc} did not continue on SIGCONT")
+        self._wait_until(
+            lambda: node.state() == "running", 10.0, f"node {dc} did not continue on SIGCONT"
+        )
 
     def kill(self, dc: str) -> None:
         """Crash a node with SIGKILL and wait for the process to be gone."""
@@ -456,10 +482,15 @@ class TestbedCluster:
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
-            raise TestbedError(f"nodetool {' '.join(args)} on {dc} did not finish in {timeout:.0f} s") from None
+            raise TestbedError(
+                f"nodetool {' '.join(args)} on {dc} did not finish in {timeout:.0f} s"
+            ) from None
         if proc.returncode != 0:
             detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-LOG_TAIL_LINES:]
-            raise TestbedError(f"nodetool {' '.join(args)} on {dc} failed (exit {proc.returncode}):\n" + "\n".join(detail))
+            raise TestbedError(
+                f"nodetool {' '.join(args)} on {dc} failed (exit {proc.returncode}):\n"
+                + "\n".join(detail)
+            )
         return proc.stdout
 
     def __enter__(self) -> TestbedCluster:
@@ -487,11 +518,26 @@ class TestbedCluster:
             child.wait()
 
     def _stop_leftovers(self) -> None:
-        """Stop nodes that an earlier run recorded in this base dir and left running."""
+        """Stop nodes that an earlier, finished run left running in this base dir.
+
+        Nodes whose starting process still lives (e.g. another pytest session using
+        the same folder) are left alone: that is an error instead.
+        """
         try:
             previous = TestbedCluster.load(self.base_dir)
         except TestbedError:
             return
+        owner = previous.owner_pid
+        if (
+            previous.is_running()
+            and owner is not None
+            and owner != os.getpid()
+            and processes.is_alive(owner)
+        ):
+            raise TestbedError(
+                f"the testbed in {self.base_dir} is in use by process {owner}; give this one "
+                "another CQRS_TESTBED_DIR and CQRS_TESTBED_NET"
+            )
         previous.down()
 
     def _check_ports_free(self, timeout: float = 5.0) -> None:
@@ -584,7 +630,8 @@ class TestbedCluster:
             for node in list(pending):
                 if node.pid is None or not processes.is_alive(node.pid):
                     raise TestbedError(
-                        f"node {node.dc} ({node.address}) exited during start; last log lines:\n{node.log_tail()}"
+                        f"node {node.dc} ({node.address}) exited during start; "
+                        f"last log lines:\n{node.log_tail()}"
                     )
                 if _logged_since(node, READY_LINE) and node.cql_answers():
                     pending.remove(node)
@@ -613,15 +660,20 @@ class TestbedCluster:
         while True:
             try:
                 with ExitStack() as stack:
-                    sessions = {node.address: stack.enter_context(self._session(node)) for node in running}
-                    views = {address: _gossip_view(session) for address, session in sessions.items()}
+                    sessions = {
+                        node.address: stack.enter_context(self._session(node)) for node in running
+                    }
+                    views = {
+                        address: _gossip_view(session) for address, session in sessions.items()
+                    }
                     problem = _ring_problem(running, views)
                     if problem is None and probe:
                         for node in running:
                             try:
                                 _read_at_all(sessions[node.address])
                             except Exception as exc:
-                                problem = f"{node.dc} does not yet see every node up ({type(exc).__name__})"
+                                name = type(exc).__name__
+                                problem = f"{node.dc} does not yet see every node up ({name})"
                                 break
                 if problem is None:
                     return
@@ -659,15 +711,18 @@ class TestbedCluster:
     def _session(self, node: Node) -> Iterator[Session]:
         """A driver session that talks to `node` only."""
         from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import Cluster
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import WhiteListRoundRobinPolicy
 
         auth = PlainTextAuthProvider(*SUPERUSER) if self.password_auth else None
+        profile = ExecutionProfile(
+            load_balancing_policy=WhiteListRoundRobinPolicy([node.address]), request_timeout=20.0
+        )
         cluster = Cluster(
             contact_points=[node.address],
             port=node.native_port,
             protocol_version=5,
-            load_balancing_policy=WhiteListRoundRobinPolicy([node.address]),
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             auth_provider=auth,
             connect_timeout=10,
             control_connection_timeout=10,
@@ -739,7 +794,11 @@ def _read_at_all(session: Session) -> None:
     from cassandra import ConsistencyLevel
     from cassandra.query import SimpleStatement
 
-    session.execute(SimpleStatement("SELECT role FROM system_auth.roles LIMIT 1", consistency_level=ConsistencyLevel.ALL))
+    session.execute(
+        SimpleStatement(
+            "SELECT role FROM system_auth.roles LIMIT 1", consistency_level=ConsistencyLevel.ALL
+        )
+    )
 
 
 def _ring_problem(nodes: Sequence[Node], views: dict[str, dict[str, GossipView]]) -> str | None:

@@ -74,8 +74,10 @@ commitlog_directory: {layout.commitlog_dir}
 hints_directory: {layout.hints_dir}
 saved_caches_directory: {layout.saved_caches_dir}
 cdc_raw_directory: {layout.cdc_raw_dir}
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# Group sync acknowledges a write only once it is on disk, so a SIGKILLed node comes
+# back with every write it acknowledged (periodic sync would lose the last period's).
+commitlog_sync: group
+commitlog_sync_group_window: 10ms
 commitlog_segment_size: 8MiB
 # Small caches and few background threads: three nodes share two cores.
 concurrent_compactors: 1

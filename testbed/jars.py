@@ -59,7 +59,9 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise TestbedError("cannot fetch the Cassandra jars: `mvn` is not on PATH (install Maven 3.8+)")
+        raise TestbedError(
+            "cannot fetch the Cassandra jars: `mvn` is not on PATH (install Maven 3.8+)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     # Download into a sibling folder and rename at the end, so a broken run never
     # leaves a folder that looks complete.
@@ -80,9 +82,13 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
             "-DincludeScope=runtime",
         ]
         try:
-            proc = subprocess.run(cmd, cwd=staging, env=env, capture_output=True, text=True, timeout=1800)
+            proc = subprocess.run(
+                cmd, cwd=staging, env=env, capture_output=True, text=True, timeout=1800
+            )
         except subprocess.TimeoutExpired as exc:
-            raise TestbedError(f"mvn did not finish fetching cassandra-all {version} in {exc.timeout:.0f} s") from exc
+            raise TestbedError(
+                f"mvn did not finish fetching cassandra-all {version} in {exc.timeout:.0f} s"
+            ) from exc
         if proc.returncode != 0 or not any(jars.glob("cassandra-all-*.jar")):
             output = (proc.stdout + proc.stderr).strip().splitlines()
             tail = "\n".join(output[-30:])
@@ -104,6 +110,8 @@ def _replace(target: Path, fresh: Path) -> None:
             return  # another process finished first
         strays = [p for p in target.iterdir() if p.suffix != ".jar"]
         if strays:
-            raise TestbedError(f"refusing to replace {target}: it holds files other than jars ({strays[0].name})")
+            raise TestbedError(
+                f"refusing to replace {target}: it holds files other than jars ({strays[0].name})"
+            )
         shutil.rmtree(target)
     fresh.rename(target)

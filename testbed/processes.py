@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -42,10 +43,8 @@ def rss_bytes(pid: int) -> int | None:
 
 def reap(pid: int) -> None:
     """Collect the exit status of `pid` if it is a finished child of this process."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def thread_count(pid: int) -> int:
@@ -71,10 +70,8 @@ def is_alive(pid: int) -> bool:
 
 
 def send(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:

@@ -76,7 +76,8 @@ class Knobs:
     """Commands per second, at fixed intended start times."""
     mode: SyncMode = SyncMode.IN_REQUEST
     delay: Delay = field(default_factory=Delay)
-    """Delay of each asynchronous sync (async mode only)."""
+    """How long a sync waits: each asynchronous sync (async mode), or how old an event must
+    be before the projector takes it (projection mode)."""
     failure_rate: float = 0.0
     """Fraction of read-model writes that fail."""
     failure_kind: FailureKind = FailureKind.DROP
@@ -217,6 +218,9 @@ class Workload:
         self.projector_batch = projector_batch
         self.stats = WorkloadStats()
         self._rng = random.Random(seed)
+        # Fates draw from their own generator: with a seed, N syncs fail the same way however
+        # the commands interleave.
+        self._fault_rng = random.Random(None if seed is None else seed + 1)
         self._customers = [uuid.UUID(int=self._rng.getrandbits(128), version=4)
                            for _ in range(customers)]
         self._recent: deque[Order] = deque(maxlen=1000)
@@ -354,6 +358,16 @@ class Workload:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
+    async def run_commands(self, count: int, concurrency: int = 32) -> None:
+        """Issue `count` commands as fast as `concurrency` allows, outside the rate schedule."""
+        queue = iter(range(count))
+
+        async def worker() -> None:
+            for _ in queue:
+                await self.command()
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+
     async def command(self) -> None:
         """Handle one command as the knobs say (create, or change a status)."""
         try:
@@ -412,7 +426,8 @@ class Workload:
             await self.append_event(order, created=created)
 
     async def _apply_later(self, order: Order, created: bool, delay: float) -> None:
-        await asyncio.sleep(delay)
+        # The delay counts from the write-side write, as its WRITETIME does.
+        await asyncio.sleep(max(0.0, order.written_at + delay - time.time()))
         try:
             await self.apply(order, created=created)
         except asyncio.CancelledError:
@@ -427,7 +442,7 @@ class Workload:
         for table in READ_MODEL_TABLES:
             if not created and table == "orders_by_date":
                 continue  # orders_by_date carries no status
-            fate = decide(self._rng, self.knobs.failure_rate, self.knobs.failure_kind)
+            fate = decide(self._fault_rng, self.knobs.failure_rate, self.knobs.failure_kind)
             self.stats.record(table, fate)
             if fate is Fate.DROPPED:
                 continue
@@ -531,7 +546,8 @@ class Workload:
 
     async def project_once(self, position: uuid.UUID | None) -> uuid.UUID | None:
         """Project every settled event after `position`; return the new position."""
-        upper_time = time.time() - self.projector_settle
+        wait = max(self.projector_settle, self.knobs.delay.sample(self._rng))
+        upper_time = time.time() - wait
         upper = max_uuid_from_time(upper_time)
         if position is None:
             # A projector without a checkpoint starts at the beginning of today's feed.

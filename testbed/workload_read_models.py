@@ -18,7 +18,7 @@ def audit_orders_by_customer(keyspace: str, **audit: Any) -> dict[str, Any]:
             "recent_query": (
                 f"SELECT order_id, customer_id, created_at, total, status, "
                 f"WRITETIME(status) AS written_at FROM {keyspace}.orders_by_id "
-                f"WHERE created_at > :since LIMIT :max_rows"
+                f"WHERE created_at > :since AND token(order_id) >= :start_token LIMIT :max_rows"
             ),
             "lookup_query": (
                 f"SELECT total, status, WRITETIME(status) AS written_at FROM "

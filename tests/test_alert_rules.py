@@ -28,9 +28,7 @@ TEST_FILES = sorted((REPO / "alerts" / "tests").glob("*.yaml"))
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROMTOOL, *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: str(p.relative_to(REPO)))

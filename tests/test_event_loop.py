@@ -16,7 +16,7 @@ async def test_a_blocked_loop_is_measured_as_lag() -> None:
     monitor = EventLoopMonitor(tick=0.01)
     monitor.start()
     try:
-        await poll_until(lambda: monitor.window.count() >= 3, timeout=10, interval=0.01)
+        await poll_until(lambda: monitor.window.count() >= 3, timeout=30, interval=0.01)
         time.sleep(0.08)  # block the loop on purpose
         await poll_until(
             lambda: (monitor.snapshot().max or 0.0) >= 0.06,
@@ -35,7 +35,7 @@ async def test_current_lag_counts_a_block_still_in_progress() -> None:
     monitor = EventLoopMonitor(tick=0.01)
     monitor.start()
     try:
-        await poll_until(lambda: monitor.window.count() >= 2, timeout=10, interval=0.01)
+        await poll_until(lambda: monitor.window.count() >= 2, timeout=30, interval=0.01)
         time.sleep(0.05)
         # The tick has not run yet, but the lag is already visible.
         assert monitor.current_lag() >= 0.035

@@ -140,8 +140,10 @@ def test_dashboards_are_json_with_sorted_keys_and_a_trailing_newline() -> None:
 def test_helm_chart_gets_identical_copies() -> None:
     top, chart = (REPO / d for d in GENERATED_DIRS["dashboards"])
     names = sorted(p.name for p in top.glob("*.json"))
-    assert names == sorted(p.name for p in chart.glob("*.json")) == sorted(
-        f"{stem}.json" for stem in DASHBOARDS
+    assert (
+        names
+        == sorted(p.name for p in chart.glob("*.json"))
+        == sorted(f"{stem}.json" for stem in DASHBOARDS)
     )
     for name in names:
         assert (top / name).read_bytes() == (chart / name).read_bytes()
@@ -273,8 +275,16 @@ def test_generate_with_a_bad_config_names_the_key_without_traceback(tmp_path: Pa
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**CUSTOM, "thresholds": {"replication_lag": "fast"}}))
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "generate", "--config", str(path), "--output",
-         str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "generate",
+            "--config",
+            str(path),
+            "--output",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -23,8 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 PATHS = sorted((REPO / "dashboards").glob("*.json"))
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range"}
 # What the e2e test and this parse check put in for Grafana's variables.
-SUBSTITUTIONS = {"$__rate_interval": "1m", "$instance": ".*", "$datacenter": ".*",
-                 "$read_model": ".*"}
+SUBSTITUTIONS = {
+    "$__rate_interval": "1m",
+    "$instance": ".*",
+    "$datacenter": ".*",
+    "$read_model": ".*",
+}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -48,8 +52,7 @@ def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def test_there_are_the_four_dashboards_of_the_issue_and_a_latency_one() -> None:
     assert [p.stem for p in PATHS] == sorted(
-        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-exporter",
-         "cqrs-latency"]
+        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-exporter", "cqrs-latency"]
     )
 
 
@@ -72,8 +75,11 @@ def test_datasource_is_a_variable_used_by_every_panel_and_query(
 ) -> None:
     variables = dashboard["templating"]["list"]
     first = variables[0]
-    assert (first["name"], first["type"], first["query"]) == ("datasource", "datasource",
-                                                               "prometheus")
+    assert (first["name"], first["type"], first["query"]) == (
+        "datasource",
+        "datasource",
+        "prometheus",
+    )
     for variable in variables[1:]:
         assert variable["datasource"] == DATASOURCE, variable["name"]
         assert re.fullmatch(r"label_values\(cqrs_\w+, \w+\)", variable["query"])
@@ -106,8 +112,11 @@ def test_panels_fit_the_grid_without_overlapping(dashboard: dict[str, Any]) -> N
     for panel in dashboard["panels"]:
         pos = panel["gridPos"]
         assert pos["x"] >= 0 and pos["x"] + pos["w"] <= GRID_WIDTH, panel["title"]
-        cells = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                 for y in range(pos["y"], pos["y"] + pos["h"])}
+        cells = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not cells & taken, f"{panel['title']} overlaps another panel"
         taken |= cells
 
@@ -142,8 +151,9 @@ def test_every_query_parses_as_promql(tmp_path: Path) -> None:
     for path in PATHS:
         for panel in panels(load(path)):
             for target in panel["targets"]:
-                rules.append({"record": f"dashboard:query:{len(rules)}",
-                              "expr": substitute(target["expr"])})
+                rules.append(
+                    {"record": f"dashboard:query:{len(rules)}", "expr": substitute(target["expr"])}
+                )
     for path in PATHS:
         for variable in load(path)["templating"]["list"][1:]:
             metric = re.fullmatch(r"label_values\((\w+), \w+\)", variable["query"])
@@ -151,7 +161,11 @@ def test_every_query_parses_as_promql(tmp_path: Path) -> None:
             rules.append({"record": f"dashboard:query:{len(rules)}", "expr": metric[1]})
     file = tmp_path / "queries.yaml"
     file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
-    result = subprocess.run(["/usr/bin/promtool", "check", "rules", str(file)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["/usr/bin/promtool", "check", "rules", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout

@@ -1,4 +1,4 @@
-"""The latency section of the config: defaults, declared queries, and one clear error per mistake."""
+"""The latency section of the config: defaults, declared queries, one clear error per mistake."""
 
 from __future__ import annotations
 

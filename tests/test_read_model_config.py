@@ -118,7 +118,7 @@ def test_compare_may_map_read_model_columns_to_source_columns() -> None:
         (
             merge(AUDIT, {"audit": {"recent_query": "SELECT a FROM t WHERE b > :after"}}),
             "read_models[0].audit: unknown bind marker :after in recent_query "
-            "(available: :max_rows, :since)",
+            "(available: :max_rows, :since, :start_token)",
         ),
         (
             merge(AUDIT, {"audit": {"sample_query": "SELECT a FROM t LIMIT :max_rows"}}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 
@@ -38,7 +39,7 @@ def test_stuck_projector_lag_grows_one_second_per_second() -> None:
     # The projector stops at 100; events keep arriving, each seen as the head.
     lags = [tracker.update(100.0 + t, 100.0, now=100.0 + t + 0.05) for t in range(1, 11)]
     assert lags[0] == pytest.approx(0.05)
-    assert [round(b - a, 6) for a, b in zip(lags, lags[1:], strict=False)] == [1.0] * 9
+    assert [round(b - a, 6) for a, b in itertools.pairwise(lags)] == [1.0] * 9
 
 
 def test_lag_after_an_idle_gap_counts_from_the_first_new_event_not_the_checkpoint() -> None:

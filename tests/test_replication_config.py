@@ -32,7 +32,8 @@ def test_defaults_follow_the_issue() -> None:
     assert replication.mode is ReplicationMode.WRITER
     assert replication.per_replica is False
     assert replication.sentinel_timeout == 30.0
-    assert replication.backlog.enabled and replication.backlog.timeout < replication.backlog.interval
+    backlog = replication.backlog
+    assert backlog.enabled and backlog.timeout < backlog.interval
 
 
 @pytest.mark.parametrize(

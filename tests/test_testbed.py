@@ -12,7 +12,13 @@ from typing import TypeVar
 
 import pytest
 from cassandra import ConsistencyLevel, OperationTimedOut
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
 from cassandra.policies import ConstantReconnectionPolicy, WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 
@@ -27,16 +33,20 @@ T = TypeVar("T")
 @contextmanager
 def connect(address: str) -> Iterator[Session]:
     """A session whose every request goes to the node at `address`."""
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]))
     cluster = Cluster(
         contact_points=[address],
         protocol_version=5,
-        load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         reconnection_policy=ConstantReconnectionPolicy(1.0),
         connect_timeout=10,
         control_connection_timeout=10,
     )
     try:
-        yield cluster.connect()
+        session = cluster.connect()
+        # Generous: schema changes on a busy two-core machine can take many seconds.
+        session.default_timeout = 60
+        yield session
     finally:
         cluster.shutdown()
 
@@ -49,7 +59,9 @@ def eventually(attempt: Callable[[], T], timeout: float, what: str) -> T:
             return attempt()
         except Exception as exc:
             if time.monotonic() >= deadline:
-                raise AssertionError(f"{what} did not happen within {timeout:.0f} s: {exc!r}") from exc
+                raise AssertionError(
+                    f"{what} did not happen within {timeout:.0f} s: {exc!r}"
+                ) from exc
             time.sleep(0.5)
 
 
@@ -77,7 +89,9 @@ def test_three_nodes_run_one_per_datacenter(testbed_cluster: TestbedCluster) -> 
 def test_each_node_reports_its_own_datacenter(testbed_cluster: TestbedCluster) -> None:
     for node in testbed_cluster.nodes:
         with connect(node.address) as session:
-            row = session.execute("SELECT data_center, rack, broadcast_address FROM system.local").one()
+            row = session.execute(
+                "SELECT data_center, rack, broadcast_address FROM system.local"
+            ).one()
 
         assert (row.data_center, row.rack) == (node.dc, "rack1")
         assert str(row.broadcast_address) == node.address
@@ -87,7 +101,10 @@ def test_every_node_sees_the_other_datacenters_as_peers(testbed_cluster: Testbed
     everyone = {node.address: node.dc for node in testbed_cluster.nodes}
     for node in testbed_cluster.nodes:
         with connect(node.address) as session:
-            peers = {str(r.peer): r.data_center for r in session.execute("SELECT peer, data_center FROM system.peers_v2")}
+            peers = {
+                str(r.peer): r.data_center
+                for r in session.execute("SELECT peer, data_center FROM system.peers_v2")
+            }
 
         assert peers == {a: dc for a, dc in everyone.items() if a != node.address}
 
@@ -102,7 +119,9 @@ def test_nodetool_status_lists_the_three_datacenters_up(testbed_cluster: Testbed
 
 
 @pytest.mark.fault
-def test_paused_node_stops_answering_and_resume_restores_it(healthy_testbed: TestbedCluster) -> None:
+def test_paused_node_stops_answering_and_resume_restores_it(
+    healthy_testbed: TestbedCluster,
+) -> None:
     dc = healthy_testbed.read_datacenters[-1]
     node = healthy_testbed.node(dc)
     query = "SELECT release_version FROM system.local"
@@ -118,7 +137,9 @@ def test_paused_node_stops_answering_and_resume_restores_it(healthy_testbed: Tes
 
         healthy_testbed.resume(dc)
 
-        assert eventually(lambda: session.execute(query, timeout=3).one(), 60, f"{dc} answering again")
+        assert eventually(
+            lambda: session.execute(query, timeout=3).one(), 60, f"{dc} answering again"
+        )
     assert [s.state for s in healthy_testbed.status()] == ["running"] * 3
 
 
@@ -131,7 +152,8 @@ def test_killed_node_starts_again_with_its_data(healthy_testbed: TestbedCluster)
     writer = healthy_testbed.node(healthy_testbed.write_datacenter)
     with connect(writer.address) as session:
         session.execute(
-            f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'NetworkTopologyStrategy', {replication}}}"
+            f"CREATE KEYSPACE {keyspace} WITH replication = "
+            f"{{'class': 'NetworkTopologyStrategy', {replication}}}"
         )
         session.execute(f"CREATE TABLE {keyspace}.events (id int PRIMARY KEY, body text)")
         insert = SimpleStatement(

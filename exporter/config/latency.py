@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -97,6 +98,10 @@ class ServerLatencyConfig(ProbeSchedule):
 
     interval: Duration = 15.0
     timeout: Duration = 5.0
+    column_unit: Literal["seconds", "milliseconds"] = "seconds"
+    """What the `p99th_ms` column really holds. Cassandra 5.0 keeps its timers in
+    microseconds but converts them as if they were nanoseconds, so the `_ms` columns hold
+    seconds; set `milliseconds` for a release that reports what the name says."""
 
 
 class LatencyConfig(ProbeSchedule):

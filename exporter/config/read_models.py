@@ -34,7 +34,7 @@ DEFAULT_SCHEDULES: dict[SyncMethod, tuple[float, float]] = {
 WRITTEN_AT = "written_at"
 """The column every audit query returns: the WRITETIME (microseconds) that dates the row."""
 
-RECENT_BINDS = frozenset({"since", "max_rows"})
+RECENT_BINDS = frozenset({"since", "max_rows", "start_token"})
 SAMPLE_BINDS = frozenset({"start_token", "max_rows"})
 SENTINEL_BINDS = frozenset(
     {"sentinel_id", "sentinel_time", "sentinel_date", "sentinel_seq", "sentinel_tag", "writer_id"}
@@ -104,7 +104,7 @@ class AuditConfig(StrictModel):
     source_datacenter: str | None = None
     """Where the write side is sampled; defaults to the write datacenter."""
     recent_query: str | None = None
-    """Recent write-side rows; may bind :since (a timestamp) and :max_rows."""
+    """Recent write-side rows; may bind :since (a timestamp), :max_rows and :start_token."""
     sample_query: str | None = None
     """Rows from a random token on; must bind :start_token, may bind :max_rows."""
     lookup_query: str
@@ -246,9 +246,10 @@ class ReadModelConfig(ProbeSchedule):
     failure_window: Duration = 900.0
     """The sync failure ratio covers the checks of this long."""
     failure_window_slices: int = Field(default=15, ge=1, le=120)
-    min_checks: int = Field(default=100, ge=1)
+    min_checks: int = Field(default=200, ge=1)
     """Below this many checks in the window the ratio's verdict is `insufficient data`,
-    unless the interval already lies wholly above the threshold."""
+    unless the window already holds `EARLY_FAILURES` failures. At 200, one failure alone
+    never breaches 0.1 % (its Wilson lower bound is 0.088 %)."""
     checkpoint: CheckpointConfig | None = None
     audit: AuditConfig | None = None
     sentinel: SentinelConfig | None = None
@@ -280,7 +281,8 @@ class ReadModelConfig(ProbeSchedule):
     def _section_for_method(self) -> ReadModelConfig:
         sections = {m: getattr(self, m.value) for m in SyncMethod}
         if sections[self.method] is None:
-            raise ValueError(f"method {self.method.value!r} needs its `{self.method.value}:` section")
+            method = self.method.value
+            raise ValueError(f"method {method!r} needs its `{method}:` section")
         extra = sorted(m.value for m, s in sections.items() if s is not None and m != self.method)
         if extra:
             raise ValueError(

@@ -96,8 +96,7 @@ def _stale(root: Path, expected: Iterable[PurePosixPath]) -> list[Path]:
     for kind, directories in GENERATED_DIRS.items():
         for directory in directories:
             found.extend(
-                path for path in sorted((root / directory).glob(_GLOBS[kind]))
-                if path not in wanted
+                path for path in sorted((root / directory).glob(_GLOBS[kind])) if path not in wanted
             )
     return found
 

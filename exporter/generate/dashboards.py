@@ -82,8 +82,16 @@ def _read_model_variable() -> core.Template:
     )
 
 
-def _state(title: str, description: str, expr: str, legend: str, width: int, height: int,
-           states: tuple[tuple[int, str, str], ...] = HEALTH_STATES, **extra: object) -> StateStat:
+def _state(
+    title: str,
+    description: str,
+    expr: str,
+    legend: str,
+    width: int,
+    height: int,
+    states: tuple[tuple[int, str, str], ...] = HEALTH_STATES,
+    **extra: object,
+) -> StateStat:
     return StateStat(
         title=title,
         description=description,
@@ -106,9 +114,7 @@ def overview(settings: Settings) -> core.Dashboard:
     query_h = format_duration(t.query_latency_p99)
     failure_h = human_percent(t.sync_failure_rate)
     command_p99 = quantile("0.99", "cqrs_command_duration_seconds", dc, "cassandra_datacenter")
-    query_p99 = quantile(
-        "0.99", "cqrs_query_duration_seconds", dc, "cassandra_datacenter, query"
-    )
+    query_p99 = quantile("0.99", "cqrs_query_duration_seconds", dc, "cassandra_datacenter, query")
 
     health = Row(
         "Health",
@@ -161,8 +167,13 @@ def overview(settings: Settings) -> core.Dashboard:
                 targets=queries(
                     (
                         "max("
-                        + quantile("0.99", "cqrs_command_duration_seconds", dc,
-                                   "cassandra_datacenter", LATENCY_WINDOW)
+                        + quantile(
+                            "0.99",
+                            "cqrs_command_duration_seconds",
+                            dc,
+                            "cassandra_datacenter",
+                            LATENCY_WINDOW,
+                        )
                         + ")",
                         "p99",
                     )
@@ -178,8 +189,13 @@ def overview(settings: Settings) -> core.Dashboard:
                 targets=queries(
                     (
                         "max("
-                        + quantile("0.99", "cqrs_query_duration_seconds", dc,
-                                   "cassandra_datacenter, query", LATENCY_WINDOW)
+                        + quantile(
+                            "0.99",
+                            "cqrs_query_duration_seconds",
+                            dc,
+                            "cassandra_datacenter, query",
+                            LATENCY_WINDOW,
+                        )
                         + ")",
                         "p99",
                     )
@@ -234,8 +250,10 @@ def overview(settings: Settings) -> core.Dashboard:
                 f"(the red line) /health is DOWN: see the runbook of CqrsReadModelSyncLagHigh "
                 f"(is the projector or consumer running?).",
                 targets=queries(
-                    (f"max by (read_model) (cqrs_read_model_sync_lag_seconds{model})",
-                     "{{read_model}}")
+                    (
+                        f"max by (read_model) (cqrs_read_model_sync_lag_seconds{model})",
+                        "{{read_model}}",
+                    )
                 ),
                 unit=SECONDS,
                 thresholds=threshold_steps(t.read_model_sync_lag),
@@ -280,8 +298,10 @@ def overview(settings: Settings) -> core.Dashboard:
                 f"corrupt writes: see the runbook of CqrsSyncFailureRateHigh.",
                 targets=queries(
                     (f"max by (read_model) (cqrs_sync_failure_ratio{model})", "{{read_model}}"),
-                    (f"max by (read_model) (cqrs_sync_failure_ratio_lower{model})",
-                     "{{read_model}} (lower bound)"),
+                    (
+                        f"max by (read_model) (cqrs_sync_failure_ratio_lower{model})",
+                        "{{read_model}} (lower bound)",
+                    ),
                 ),
                 unit=PERCENT_UNIT,
                 thresholds=threshold_steps(t.sync_failure_rate),
@@ -305,8 +325,12 @@ def overview(settings: Settings) -> core.Dashboard:
         description="Is the CQRS system healthy: write path, replication, read models, "
         "latency and sync failures against their thresholds.",
         templating=core.Templating(
-            [datasource_variable(), _instance_variable(), _datacenter_variable(),
-             _read_model_variable()]
+            [
+                datasource_variable(),
+                _instance_variable(),
+                _datacenter_variable(),
+                _read_model_variable(),
+            ]
         ),
         panels=layout([health, lag, latency, consistency]),
     ).auto_panel_ids()
@@ -338,10 +362,14 @@ def replication(settings: Settings) -> core.Dashboard:
                 description="How long completed sentinels took to become visible. A p99 "
                 "creeping towards the threshold warns before the lag alert does.",
                 targets=queries(
-                    (quantile("0.5", "cqrs_replication_visibility_seconds", target, BY_PAIR),
-                     "p50 " + PAIR),
-                    (quantile("0.99", "cqrs_replication_visibility_seconds", target, BY_PAIR),
-                     "p99 " + PAIR),
+                    (
+                        quantile("0.5", "cqrs_replication_visibility_seconds", target, BY_PAIR),
+                        "p50 " + PAIR,
+                    ),
+                    (
+                        quantile("0.99", "cqrs_replication_visibility_seconds", target, BY_PAIR),
+                        "p99 " + PAIR,
+                    ),
                 ),
                 unit=SECONDS,
                 thresholds=threshold_steps(t.replication_lag),
@@ -353,8 +381,7 @@ def replication(settings: Settings) -> core.Dashboard:
                 "estimate is the midpoint of: lags closer than this cannot be told apart. "
                 "Lower the poll interval to narrow it.",
                 targets=queries(
-                    (f"max by ({BY_PAIR}) (cqrs_replication_lag_resolution_seconds{target})",
-                     PAIR)
+                    (f"max by ({BY_PAIR}) (cqrs_replication_lag_resolution_seconds{target})", PAIR)
                 ),
                 unit=SECONDS,
                 gridPos=size(12, 8),
@@ -371,9 +398,11 @@ def replication(settings: Settings) -> core.Dashboard:
                 f"datacenter did not receive writes at all: see the runbook of "
                 f"CqrsReplicationSentinelsLost.",
                 targets=queries(
-                    (f"sum by ({BY_PAIR}) "
-                     f"(increase(cqrs_replication_sentinels_lost_total{target}[{RATE}]))",
-                     PAIR)
+                    (
+                        f"sum by ({BY_PAIR}) "
+                        f"(increase(cqrs_replication_sentinels_lost_total{target}[{RATE}]))",
+                        PAIR,
+                    )
                 ),
                 unit=NONE,
                 gridPos=size(12, 8),
@@ -384,9 +413,11 @@ def replication(settings: Settings) -> core.Dashboard:
                 "failed or timed out; each counts as a miss, so the lag keeps growing. "
                 "timeout or unavailable: that datacenter's node is slow or down.",
                 targets=queries(
-                    (f"sum by ({BY_PAIR}, reason) "
-                     f"(rate(cqrs_replication_read_failures_total{target}[{RATE}]))",
-                     PAIR + " {{reason}}")
+                    (
+                        f"sum by ({BY_PAIR}, reason) "
+                        f"(rate(cqrs_replication_read_failures_total{target}[{RATE}]))",
+                        PAIR + " {{reason}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -397,9 +428,11 @@ def replication(settings: Settings) -> core.Dashboard:
                 "the writer exporter cannot write (see CqrsProbeFailing), and no lag can be "
                 "measured.",
                 targets=queries(
-                    ("sum by (source_datacenter) (rate(cqrs_replication_sentinels_written_total"
-                     f"{_selector(INSTANCE)}[{RATE}]))",
-                     "{{source_datacenter}}")
+                    (
+                        "sum by (source_datacenter) (rate(cqrs_replication_sentinels_written_total"
+                        f"{_selector(INSTANCE)}[{RATE}]))",
+                        "{{source_datacenter}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -411,8 +444,7 @@ def replication(settings: Settings) -> core.Dashboard:
                 "skew adds to it) and includes up to one writer interval. Empty unless a "
                 "regional exporter runs.",
                 targets=queries(
-                    (f"max by ({BY_PAIR}) (cqrs_replication_heartbeat_age_seconds{target})",
-                     PAIR)
+                    (f"max by ({BY_PAIR}) (cqrs_replication_heartbeat_age_seconds{target})", PAIR)
                 ),
                 unit=SECONDS,
                 thresholds=threshold_steps(t.replication_lag),
@@ -429,8 +461,7 @@ def replication(settings: Settings) -> core.Dashboard:
                 "datacenter: writes those replicas missed, replayed when they come back "
                 "(within max_hint_window; after longer outages run a repair).",
                 targets=queries(
-                    (f"max by ({BY_PAIR}) (cqrs_replication_hints_pending_files{target})",
-                     PAIR)
+                    (f"max by ({BY_PAIR}) (cqrs_replication_hints_pending_files{target})", PAIR)
                 ),
                 unit=NONE,
                 gridPos=size(8, 8),
@@ -441,8 +472,10 @@ def replication(settings: Settings) -> core.Dashboard:
                 "datacenter. A queue that keeps growing: the link or the remote nodes "
                 "cannot keep up.",
                 targets=queries(
-                    (f"max by ({BY_PAIR}) "
-                     f"(cqrs_replication_internode_pending_messages{target})", PAIR)
+                    (
+                        f"max by ({BY_PAIR}) (cqrs_replication_internode_pending_messages{target})",
+                        PAIR,
+                    )
                 ),
                 unit=NONE,
                 gridPos=size(8, 8),
@@ -452,8 +485,7 @@ def replication(settings: Settings) -> core.Dashboard:
                 description="Bytes queued on the write datacenter's nodes toward each read "
                 "datacenter.",
                 targets=queries(
-                    (f"max by ({BY_PAIR}) (cqrs_replication_internode_pending_bytes{target})",
-                     PAIR)
+                    (f"max by ({BY_PAIR}) (cqrs_replication_internode_pending_bytes{target})", PAIR)
                 ),
                 unit=BYTES,
                 gridPos=size(8, 8),
@@ -466,9 +498,16 @@ def replication(settings: Settings) -> core.Dashboard:
         description="Cross-datacenter replication from the write datacenter to each read "
         "datacenter, measured with sentinels on one clock, and Cassandra's own backlog.",
         templating=core.Templating(
-            [datasource_variable(), _instance_variable(),
-             label_variable("datacenter", "Read datacenter", "cqrs_replication_lag_seconds",
-                            "target_datacenter")]
+            [
+                datasource_variable(),
+                _instance_variable(),
+                label_variable(
+                    "datacenter",
+                    "Read datacenter",
+                    "cqrs_replication_lag_seconds",
+                    "target_datacenter",
+                ),
+            ]
         ),
         panels=layout([lag, losses, backlog]),
     ).auto_panel_ids()
@@ -488,8 +527,10 @@ def read_models(settings: Settings) -> core.Dashboard:
                 f"up, growing while its projector or consumer is stuck. Above {sync_h} (the "
                 f"red line) /health is DOWN: see the runbook of CqrsReadModelSyncLagHigh.",
                 targets=queries(
-                    (f"max by (read_model) (cqrs_read_model_sync_lag_seconds{model})",
-                     "{{read_model}}")
+                    (
+                        f"max by (read_model) (cqrs_read_model_sync_lag_seconds{model})",
+                        "{{read_model}}",
+                    )
                 ),
                 unit=SECONDS,
                 thresholds=threshold_steps(t.read_model_sync_lag),
@@ -501,8 +542,10 @@ def read_models(settings: Settings) -> core.Dashboard:
                 "been ahead of the exporter's clock. Above zero, clock skew makes lags read "
                 "low by that much: synchronize the clocks (NTP).",
                 targets=queries(
-                    (f"max by (read_model) (cqrs_read_model_source_clock_ahead_seconds{model})",
-                     "{{read_model}}")
+                    (
+                        f"max by (read_model) (cqrs_read_model_source_clock_ahead_seconds{model})",
+                        "{{read_model}}",
+                    )
                 ),
                 unit=SECONDS,
                 gridPos=size(8, 9),
@@ -520,10 +563,14 @@ def read_models(settings: Settings) -> core.Dashboard:
                 f"{failure_h} (the red line), so a breach is real, not noise.",
                 targets=queries(
                     (f"max by (read_model) (cqrs_sync_failure_ratio{model})", "{{read_model}}"),
-                    (f"max by (read_model) (cqrs_sync_failure_ratio_lower{model})",
-                     "{{read_model}} lower"),
-                    (f"max by (read_model) (cqrs_sync_failure_ratio_upper{model})",
-                     "{{read_model}} upper"),
+                    (
+                        f"max by (read_model) (cqrs_sync_failure_ratio_lower{model})",
+                        "{{read_model}} lower",
+                    ),
+                    (
+                        f"max by (read_model) (cqrs_sync_failure_ratio_upper{model})",
+                        "{{read_model}} upper",
+                    ),
                 ),
                 unit=PERCENT_UNIT,
                 thresholds=threshold_steps(t.sync_failure_rate),
@@ -536,9 +583,11 @@ def read_models(settings: Settings) -> core.Dashboard:
                 "version is still there. Missing points at the sync path (consumer, "
                 "projector), mismatch at the mapping code.",
                 targets=queries(
-                    (f"sum by (read_model, reason) "
-                     f"(rate(cqrs_sync_failures_total{model}[{RATE}]))",
-                     "{{read_model}} {{reason}}")
+                    (
+                        f"sum by (read_model, reason) "
+                        f"(rate(cqrs_sync_failures_total{model}[{RATE}]))",
+                        "{{read_model}} {{reason}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -558,8 +607,10 @@ def read_models(settings: Settings) -> core.Dashboard:
                 title="Sync checks per second",
                 description="Rows (or sentinels) checked against each read model.",
                 targets=queries(
-                    (f"sum by (read_model) (rate(cqrs_sync_checks_total{model}[{RATE}]))",
-                     "{{read_model}}")
+                    (
+                        f"sum by (read_model) (rate(cqrs_sync_checks_total{model}[{RATE}]))",
+                        "{{read_model}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(8, 8),
@@ -569,8 +620,10 @@ def read_models(settings: Settings) -> core.Dashboard:
                 description="CQL requests each read model's probe sends: what measuring costs "
                 "the cluster. An audit stays within its configured budget.",
                 targets=queries(
-                    (f"sum by (read_model) (rate(cqrs_read_model_queries_total{model}[{RATE}]))",
-                     "{{read_model}}")
+                    (
+                        f"sum by (read_model) (rate(cqrs_read_model_queries_total{model}[{RATE}]))",
+                        "{{read_model}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(8, 8),
@@ -595,8 +648,9 @@ def latency(settings: Settings) -> core.Dashboard:
     command_h = format_duration(t.command_latency_p99)
     query_h = format_duration(t.query_latency_p99)
 
-    def operation_row(op: str, threshold: float, threshold_h: str, by: str, legend: str,
-                      what: str) -> Row:
+    def operation_row(
+        op: str, threshold: float, threshold_h: str, by: str, legend: str, what: str
+    ) -> Row:
         return Row(
             f"{op.capitalize()}s",
             [
@@ -608,10 +662,14 @@ def latency(settings: Settings) -> core.Dashboard:
                     f"agree to within a bucket near the {threshold_h} threshold (the red "
                     f"line); if they do not, look at the samples panel.",
                     targets=queries(
-                        (quantile("0.99", f"cqrs_{op}_duration_seconds", dc, by,
-                                  LATENCY_WINDOW), f"histogram {legend}"),
-                        (f"max by ({by}) (cqrs_{op}_latency_p99_seconds{dc})",
-                         f"in-process {legend}"),
+                        (
+                            quantile("0.99", f"cqrs_{op}_duration_seconds", dc, by, LATENCY_WINDOW),
+                            f"histogram {legend}",
+                        ),
+                        (
+                            f"max by ({by}) (cqrs_{op}_latency_p99_seconds{dc})",
+                            f"in-process {legend}",
+                        ),
                     ),
                     unit=SECONDS,
                     thresholds=threshold_steps(threshold),
@@ -620,11 +678,13 @@ def latency(settings: Settings) -> core.Dashboard:
                 Graph(
                     title=f"{op.capitalize()} latency quantiles",
                     description="p50, p99, p99.9 and the maximum over the exporter's window "
-                    "(quantile=\"1\" is the maximum). A maximum at the timeout means "
+                    '(quantile="1" is the maximum). A maximum at the timeout means '
                     "requests timed out.",
                     targets=queries(
-                        (f"max by ({by}, quantile) (cqrs_{op}_latency_quantile_seconds{dc})",
-                         f"{legend} q={{{{quantile}}}}"),
+                        (
+                            f"max by ({by}, quantile) (cqrs_{op}_latency_quantile_seconds{dc})",
+                            f"{legend} q={{{{quantile}}}}",
+                        ),
                     ),
                     unit=SECONDS,
                     thresholds=threshold_steps(threshold),
@@ -658,17 +718,35 @@ def latency(settings: Settings) -> core.Dashboard:
         )
 
     failures = Row(
-        "Failures",
+        "Server side and failures",
         [
+            Graph(
+                title="Cassandra's own coordinator p99 per table",
+                description="Cassandra's view of the same tables (system_views coordinator "
+                "latency: a recent-biased decaying histogram), the worst node of each "
+                "datacenter. Client p99 far above it: the time goes in the network, the "
+                "driver or the exporter; both high: the nodes themselves are slow.",
+                targets=queries(
+                    (
+                        "max by (operation, cassandra_datacenter, keyspace, table) "
+                        f"(cqrs_server_coordinator_latency_p99_seconds{dc})",
+                        "{{operation}} {{cassandra_datacenter}} {{keyspace}}.{{table}}",
+                    )
+                ),
+                unit=SECONDS,
+                gridPos=size(24, 8),
+            ),
             Graph(
                 title="Failed requests per second",
                 description="Timed commands and queries that failed, by datacenter and reason. "
                 "Each also counts at the timeout value in the histograms, so a datacenter "
                 "that stops answering shows as slow, not as missing samples.",
                 targets=queries(
-                    ("sum by (operation, cassandra_datacenter, reason) "
-                     f"(rate(cqrs_request_failures_total{dc}[{RATE}]))",
-                     "{{operation}} {{cassandra_datacenter}} {{reason}}")
+                    (
+                        "sum by (operation, cassandra_datacenter, reason) "
+                        f"(rate(cqrs_request_failures_total{dc}[{RATE}]))",
+                        "{{operation}} {{cassandra_datacenter}} {{reason}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -679,9 +757,11 @@ def latency(settings: Settings) -> core.Dashboard:
                 "were still in flight past their timeout; each counts at the timeout, so a "
                 "stalled datacenter cannot thin its own sample (no coordinated omission).",
                 targets=queries(
-                    ("sum by (operation, cassandra_datacenter) "
-                     f"(rate(cqrs_latency_missed_slots_total{dc}[{RATE}]))",
-                     "{{operation}} {{cassandra_datacenter}}")
+                    (
+                        "sum by (operation, cassandra_datacenter) "
+                        f"(rate(cqrs_latency_missed_slots_total{dc}[{RATE}]))",
+                        "{{operation}} {{cassandra_datacenter}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -698,13 +778,22 @@ def latency(settings: Settings) -> core.Dashboard:
         ),
         panels=layout(
             [
-                operation_row("command", t.command_latency_p99, command_h,
-                              "cassandra_datacenter", "{{cassandra_datacenter}}",
-                              "the probe's commands (writes)"),
-                operation_row("query", t.query_latency_p99, query_h,
-                              "cassandra_datacenter, query",
-                              "{{cassandra_datacenter}} {{query}}",
-                              "the probe's reads and the declared read-model queries"),
+                operation_row(
+                    "command",
+                    t.command_latency_p99,
+                    command_h,
+                    "cassandra_datacenter",
+                    "{{cassandra_datacenter}}",
+                    "the probe's commands (writes)",
+                ),
+                operation_row(
+                    "query",
+                    t.query_latency_p99,
+                    query_h,
+                    "cassandra_datacenter, query",
+                    "{{cassandra_datacenter}} {{query}}",
+                    "the probe's reads and the declared read-model queries",
+                ),
                 failures,
             ]
         ),
@@ -742,8 +831,10 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 title="Version",
                 description="Exporter and Python versions of each exporter instance.",
                 targets=queries(
-                    (f"cqrs_exporter_build_info{inst}",
-                     "{{instance}} {{version}} (Python {{python_version}})")
+                    (
+                        f"cqrs_exporter_build_info{inst}",
+                        "{{instance}} {{version}} (Python {{python_version}})",
+                    )
                 ),
                 textMode="name",
                 colorMode="none",
@@ -771,8 +862,11 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 description="Seconds since each probe last succeeded. Rising steadily: the "
                 "probe is failing or no longer runs, and what it measures is stale.",
                 targets=queries(
-                    (f"max by (probe) (time() - cqrs_probe_last_success_timestamp_seconds{inst})",
-                     "{{probe}}")
+                    (
+                        "max by (probe) "
+                        f"(time() - cqrs_probe_last_success_timestamp_seconds{inst})",
+                        "{{probe}}",
+                    )
                 ),
                 unit=SECONDS,
                 gridPos=size(16, 8),
@@ -792,8 +886,10 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 description="timeout: the run exceeded its timeout; unavailable: too few "
                 "replicas or no host answered; error: anything else (the log says what).",
                 targets=queries(
-                    (f"sum by (probe, reason) (rate(cqrs_probe_failures_total{inst}[{RATE}]))",
-                     "{{probe}} {{reason}}")
+                    (
+                        f"sum by (probe, reason) (rate(cqrs_probe_failures_total{inst}[{RATE}]))",
+                        "{{probe}} {{reason}}",
+                    )
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -803,8 +899,7 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 description="Completed runs of each probe. Flat at zero: the scheduler "
                 "stopped (liveness then fails and the exporter is restarted).",
                 targets=queries(
-                    (f"sum by (probe) (rate(cqrs_probe_runs_total{inst}[{RATE}]))",
-                     "{{probe}}")
+                    (f"sum by (probe) (rate(cqrs_probe_runs_total{inst}[{RATE}]))", "{{probe}}")
                 ),
                 unit=OPS,
                 gridPos=size(12, 8),
@@ -815,8 +910,10 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 "skips: the probe is slower than its interval; raise the interval or find out "
                 "why Cassandra is slow.",
                 targets=queries(
-                    (f"sum by (probe) (increase(cqrs_probe_skipped_runs_total{inst}[{RATE}]))",
-                     "{{probe}}")
+                    (
+                        f"sum by (probe) (increase(cqrs_probe_skipped_runs_total{inst}[{RATE}]))",
+                        "{{probe}}",
+                    )
                 ),
                 unit=NONE,
                 gridPos=size(12, 8),
@@ -833,10 +930,14 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 f"probe flags its timings as inflated by the exporter itself: give it more "
                 f"CPU.",
                 targets=queries(
-                    (quantile("0.99", "cqrs_event_loop_lag_seconds", inst, "instance"),
-                     "p99 {{instance}}"),
-                    (quantile("0.999", "cqrs_event_loop_lag_seconds", inst, "instance"),
-                     "p99.9 {{instance}}"),
+                    (
+                        quantile("0.99", "cqrs_event_loop_lag_seconds", inst, "instance"),
+                        "p99 {{instance}}",
+                    ),
+                    (
+                        quantile("0.999", "cqrs_event_loop_lag_seconds", inst, "instance"),
+                        "p99.9 {{instance}}",
+                    ),
                 ),
                 unit=SECONDS,
                 thresholds=threshold_steps(settings.loop_lag_flag),
@@ -847,9 +948,11 @@ def exporter_health(settings: Settings) -> core.Dashboard:
                 description="Seconds since /health was last evaluated; it is evaluated on a "
                 "fixed cadence, so a rising age means the exporter is stuck.",
                 targets=queries(
-                    (f"max by (instance) "
-                     f"(time() - cqrs_health_last_evaluation_timestamp_seconds{inst})",
-                     "{{instance}}")
+                    (
+                        f"max by (instance) "
+                        f"(time() - cqrs_health_last_evaluation_timestamp_seconds{inst})",
+                        "{{instance}}",
+                    )
                 ),
                 unit=SECONDS,
                 gridPos=size(12, 7),

@@ -15,7 +15,6 @@ from exporter.results import Check
 
 LATENCY_WINDOW = "5m"
 """The latency rate window: the same five minutes as the exporter's in-process p99 window."""
-LATENCY_WINDOW_SECONDS = 300
 SYNC_WINDOW = "15m"
 """Sync checks are sparse (a few per second at most); 15 min gathers enough for a verdict."""
 Z_95 = 1.96
@@ -74,11 +73,9 @@ class AlertRule:
 
 
 def _histogram_p99(metric: str, by: str) -> str:
-    # rate() first, then sum the buckets: a quantile of _sum/_count without rate() would be
-    # the average since the process started, not the recent p99.
-    return (
-        f"histogram_quantile(0.99, sum by ({by}, le) (rate({metric}_bucket[{LATENCY_WINDOW}])))"
-    )
+    # rate() the buckets first, then sum them: a quantile of the cumulative buckets would be
+    # the p99 since the exporter started (and jump at every restart), not the recent one.
+    return f"histogram_quantile(0.99, sum by ({by}, le) (rate({metric}_bucket[{LATENCY_WINDOW}])))"
 
 
 def recording_rules() -> list[RecordingRule]:
@@ -140,9 +137,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
     min_samples = settings.min_samples
     sentinel_timeout_h = format_duration(settings.sentinel_timeout)
 
-    replication_lag = (
-        "max by (source_datacenter, target_datacenter) (cqrs_replication_lag_seconds)"
-    )
+    replication_lag = "max by (source_datacenter, target_datacenter) (cqrs_replication_lag_seconds)"
     read_model_lag = "max by (read_model) (cqrs_read_model_sync_lag_seconds)"
     lost = (
         "sum by (source_datacenter, target_datacenter) "
@@ -199,8 +194,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             f"and on (cassandra_datacenter)\n{COMMAND_SAMPLES} >= {min_samples}",
             for_="5m",
             severity=settings.severity(Check.COMMAND_LATENCY_P99),
-            summary="Command p99 in {{ $labels.cassandra_datacenter }} is above "
-            f"{command_h}.",
+            summary=f"Command p99 in {{{{ $labels.cassandra_datacenter }}}} is above {command_h}.",
             description="The p99 latency of commands (writes) in "
             "{{ $labels.cassandra_datacenter }} over the last "
             f"{LATENCY_WINDOW} is {{{{ $value | humanizeDuration }}}} (threshold {command_h}, "

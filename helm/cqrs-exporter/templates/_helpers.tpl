@@ -108,10 +108,15 @@ the chart writes itself. Each failure names the value to fix.
 {{- if and $auth.existingSecret $auth.password }}
 {{- fail "set only one of cassandra.auth.existingSecret and cassandra.auth.password" }}
 {{- end }}
+{{- else if or $auth.password $auth.existingSecret }}
+{{- fail "cassandra.auth.password or existingSecret is set but cassandra.auth.enabled is false: enable it, or remove them" }}
 {{- end }}
 {{- $tls := $v.cassandra.tls }}
 {{- if and $tls.enabled (ne (empty $tls.certKey) (empty $tls.keyKey)) }}
 {{- fail "cassandra.tls.certKey and cassandra.tls.keyKey go together: set both or neither" }}
+{{- end }}
+{{- if and $tls.existingSecret (not $tls.enabled) }}
+{{- fail "cassandra.tls.existingSecret is set but cassandra.tls.enabled is false: enable it, or remove it" }}
 {{- end }}
 {{- if and $tls.enabled $tls.certKey (not $tls.existingSecret) }}
 {{- fail "cassandra.tls.certKey needs cassandra.tls.existingSecret: the Secret that holds the certificate" }}

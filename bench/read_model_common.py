@@ -1,0 +1,81 @@
+"""What the read-model benchmarks share: a testbed to run on, an exporter without HTTP, results.
+
+A benchmark uses the testbed running in $CQRS_TESTBED_DIR (started with
+`python -m testbed up`) if there is one, otherwise it starts its own and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from exporter.config import parse_config
+from exporter.service import Exporter
+from probes.read_model_base import ReadModelBase
+from testbed import TestbedCluster, TestbedError
+from testbed.cluster import default_base_dir
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@contextmanager
+def testbed() -> Iterator[TestbedCluster]:
+    """The running testbed, or a fresh one for the length of the benchmark."""
+    try:
+        cluster = TestbedCluster.load()
+        if cluster.is_running():
+            yield cluster
+            return
+    except TestbedError:
+        pass
+    cluster = TestbedCluster(base_dir=default_base_dir() / "bench")
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def exporter_config(cluster: TestbedCluster, read_models: list[dict[str, Any]]) -> Any:
+    return parse_config({
+        "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
+        "datacenters": {"write": cluster.write_datacenter,
+                        "read": list(cluster.read_datacenters)},
+        "monitoring": {"create_schema": True, "replication_factor": 1},
+        "probes": {"latency": {"enabled": False}, "replication": {"enabled": False}},
+        "read_models": read_models,
+    })
+
+
+@asynccontextmanager
+async def running_exporter(cluster: TestbedCluster,
+                           read_models: list[dict[str, Any]]) -> AsyncIterator[Exporter]:
+    """A real exporter (scheduler and probes, no HTTP server) connected to the testbed."""
+    exporter = Exporter(exporter_config(cluster, read_models))
+    await exporter.start()
+    deadline = time.monotonic() + 60
+    while not exporter.connection.connected:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the exporter did not connect within 60 s")
+        await asyncio.sleep(0.2)
+    try:
+        yield exporter
+    finally:
+        await exporter.stop()
+
+
+def probe(exporter: Exporter, name: str) -> ReadModelBase:
+    return next(p for p in exporter.probes
+                if isinstance(p, ReadModelBase) and p.read_model.name == name)
+
+
+def save(name: str, figures: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return path
