@@ -142,8 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from exporter.generate import check, generate
+    from exporter.generate import DEFAULT_RUNBOOK_URL, check, generate
 
+    runbook_url = args.runbook_url or DEFAULT_RUNBOOK_URL
     config = None
     if args.config:
         loaded = _load(args.config)
@@ -152,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         config = loaded
     root = Path(args.output)
     if args.check:
-        drifts = check(config, root, runbook_url=args.runbook_url)
+        drifts = check(config, root, runbook_url=runbook_url)
         for drift in drifts:
             print(f"{drift.path}: {drift.problem}", file=sys.stderr)
         if drifts:
@@ -160,7 +161,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
             return EXIT_RUNTIME
         print("generated files are up to date")
         return EXIT_OK
-    for path in generate(config, root, runbook_url=args.runbook_url):
+    try:
+        written = generate(config, root, runbook_url=runbook_url)
+    except OSError as exc:
+        print(f"{exc.filename or root}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    for path in written:
         print(path)
     return EXIT_OK
 
@@ -187,14 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--config", required=True, metavar="PATH")
     schema.set_defaults(func=cmd_schema)
 
-    from exporter.generate.settings import DEFAULT_RUNBOOK_URL
-
     gen = sub.add_parser("generate", help="write the Grafana dashboards and Prometheus rules")
     gen.add_argument("--config", metavar="PATH", help="take the thresholds from this file")
     gen.add_argument("--check", action="store_true", help="exit 1 if any file would change")
     gen.add_argument("--output", default=".", metavar="DIR", help="repository root (default .)")
-    gen.add_argument("--runbook-url", default=DEFAULT_RUNBOOK_URL, metavar="URL",
-                     help="base URL of the runbooks that alerts link to")
+    gen.add_argument("--runbook-url", metavar="URL",
+                     help="base URL of the runbooks that alerts link to (default: this "
+                     "project's docs/runbooks.md)")
     gen.set_defaults(func=cmd_generate)
     return parser
 

@@ -162,7 +162,7 @@ class ReplicationBacklogProbe(Probe):
             if host.is_up is not False
         ]
         answers = await asyncio.gather(*asks)
-        values: dict[str, Sums] = {s.metric: {} for s in SERIES if s.table in queries}
+        values: dict[str, Sums] = {s.metric: {} for series in queries.values() for s in series}
         nodes: dict[str, int] = {}
         failed: list[tuple[str, BaseException]] = []
         for dc, answer in answers:

@@ -1,9 +1,10 @@
 """The reference CQRS workload: an order service that keeps its read models in sync three ways.
 
 Commands (create an order; optionally change an order's status) arrive at a fixed rate. The
-command writes `orders_by_id` and then, by the current sync mode:
+command writes `orders_by_id` and, by the current sync mode:
 
-- `in-request`: writes `orders_by_customer` and `orders_by_date` before answering;
+- `in-request`: writes `orders_by_customer` and `orders_by_date` in the same logged batch as
+  `orders_by_id` (the pattern's synchronous sync: one request, one write time);
 - `async`: hands the sync to a consumer that writes them after an injected delay;
 - `projection`: appends the event to `events` (and `event_feed`); a projector reads the feed
   in order from its checkpoint, projects each event, and advances the checkpoint.
@@ -44,7 +45,7 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 from cassandra.util import max_uuid_from_time
 
 from testbed.workload_faults import Delay, FailureKind, Fate, decide
@@ -394,30 +395,40 @@ class Workload:
 
     async def create_order(self) -> Order:
         order = replace(self._new_order(), written_at=time.time())
-        await self._run(
+        await self._write(order, created=True, source=(
             "INSERT INTO {ks}.orders_by_id (order_id, customer_id, items, total, status, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (order.order_id, order.customer_id, list(order.items), order.total, order.status,
              order.created_at),
-        )
+        ))
         self._recent.append(order)
-        await self._sync(order, created=True)
         return order
 
     async def change_status(self, order: Order) -> Order:
         changed = replace(order, status=self._rng.choice(STATUSES), written_at=time.time())
-        await self._run(
+        await self._write(changed, created=False, source=(
             "UPDATE {ks}.orders_by_id SET status = ? WHERE order_id = ?",
             (changed.status, changed.order_id),
-        )
-        await self._sync(changed, created=False)
+        ))
         return changed
 
-    async def _sync(self, order: Order, *, created: bool) -> None:
+    async def _write(self, order: Order, *, created: bool,
+                     source: tuple[str, Sequence[Any]]) -> None:
+        """The write side's write, and the read models' sync as the mode says."""
         mode = self.knobs.mode
+        write = await self._bound(*source)
         if mode is SyncMode.IN_REQUEST:
-            await self.apply(order, created=created)
-        elif mode is SyncMode.ASYNC:
+            # The pattern's synchronous sync: every table in one logged batch, so the read
+            # models carry the write's own timestamp.
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            batch.add(write)
+            for table, statement in await self._read_model_writes(order, created):
+                batch.add(statement)
+                self.stats.sync_lags.append((time.time(), table, 0.0))
+            await self.execute(batch)
+            return
+        await self.execute(write)
+        if mode is SyncMode.ASYNC:
             delay = self.knobs.delay.sample(self._rng)
             task = asyncio.create_task(self._apply_later(order, created, delay))
             self._pending_syncs.add(task)
@@ -438,43 +449,35 @@ class Workload:
 
     async def apply(self, order: Order, *, created: bool) -> None:
         """Write the order into each read model, each write subject to injected failure."""
+        writes = await self._read_model_writes(order, created)
+        now = time.time()
+        if order.written_at:
+            for table, _ in writes:
+                self.stats.sync_lags.append((now, table, now - order.written_at))
+        await asyncio.gather(*(self.execute(statement) for _, statement in writes))
+
+    async def _read_model_writes(self, order: Order,
+                                 created: bool) -> list[tuple[str, BoundStatement]]:
+        """The read-model writes of one sync, after injected failures."""
+        # Every fate is drawn before any await, so a seeded workload fails the same syncs
+        # however its commands interleave.
+        tables = READ_MODEL_TABLES if created else ("orders_by_customer",)  # no status by date
+        fates = {}
+        for table in tables:
+            fates[table] = decide(self._fault_rng, self.knobs.failure_rate,
+                                  self.knobs.failure_kind)
+            self.stats.record(table, fates[table])
         writes = []
-        for table in READ_MODEL_TABLES:
-            if not created and table == "orders_by_date":
-                continue  # orders_by_date carries no status
-            fate = decide(self._fault_rng, self.knobs.failure_rate, self.knobs.failure_kind)
-            self.stats.record(table, fate)
+        for table, fate in fates.items():
             if fate is Fate.DROPPED:
                 continue
             total = order.total + WRONG_OFFSET if fate is Fate.WRONG else order.total
-            writes.append(self._write_read_model(table, order, total, created))
-        await asyncio.gather(*writes)
+            writes.append((table, await self._bound(*_read_model_write(table, order, total,
+                                                                       created))))
+        return writes
 
-    async def _write_read_model(self, table: str, order: Order, total: Decimal,
-                                created: bool) -> None:
-        now = time.time()
-        if order.written_at:
-            self.stats.sync_lags.append((now, table, now - order.written_at))
-        if table == "orders_by_customer":
-            if created:
-                await self._run(
-                    "INSERT INTO {ks}.orders_by_customer (customer_id, created_at, order_id, "
-                    "total, status) VALUES (?, ?, ?, ?, ?)",
-                    (order.customer_id, order.created_at, order.order_id, total, order.status),
-                )
-            else:
-                await self._run(
-                    "UPDATE {ks}.orders_by_customer SET status = ?, total = ? WHERE "
-                    "customer_id = ? AND created_at = ? AND order_id = ?",
-                    (order.status, total, order.customer_id, order.created_at, order.order_id),
-                )
-        else:
-            await self._run(
-                "INSERT INTO {ks}.orders_by_date (order_date, created_at, order_id, "
-                "customer_id, total) VALUES (?, ?, ?, ?, ?)",
-                (order.created_at.date(), order.created_at, order.order_id,
-                 order.customer_id, total),
-            )
+    async def _bound(self, query: str, params: Sequence[Any]) -> BoundStatement:
+        return (await self._prepare(query.format(ks=self.keyspace))).bind(params)
 
     # --- event store and projector ----------------------------------------------------
 
@@ -625,6 +628,29 @@ class Workload:
         return position is not None and _uuid_seconds(position) >= _uuid_seconds(
             newest[0].event_id
         )
+
+
+def _read_model_write(table: str, order: Order, total: Decimal,
+                      created: bool) -> tuple[str, tuple[Any, ...]]:
+    """The CQL and values that write one order into one read model."""
+    if table == "orders_by_date":
+        return (
+            "INSERT INTO {ks}.orders_by_date (order_date, created_at, order_id, customer_id, "
+            "total) VALUES (?, ?, ?, ?, ?)",
+            (order.created_at.date(), order.created_at, order.order_id, order.customer_id,
+             total),
+        )
+    if created:
+        return (
+            "INSERT INTO {ks}.orders_by_customer (customer_id, created_at, order_id, total, "
+            "status) VALUES (?, ?, ?, ?, ?)",
+            (order.customer_id, order.created_at, order.order_id, total, order.status),
+        )
+    return (
+        "UPDATE {ks}.orders_by_customer SET status = ?, total = ? WHERE customer_id = ? "
+        "AND created_at = ? AND order_id = ?",
+        (order.status, total, order.customer_id, order.created_at, order.order_id),
+    )
 
 
 def _uuid_seconds(value: uuid.UUID) -> float:

@@ -109,10 +109,10 @@ async def test_scraping_once_per_second_keeps_event_loop_lag_p999_under_10ms(
     assert scraper.returncode == 0
     assert len(scrapes) >= PHASE_SECONDS - 3  # once per second, every one answered
     assert exported is not None and exported > 0
-    assert len(lags) >= 0.3 * PHASE_SECONDS / TICK  # enough ticks for a p99.9
     p999 = exact_quantile(lags, 0.999)
     figures = f"lag p99.9 {p999 * 1000:.1f} ms over {len(lags)} ticks"
     busy = await asyncio.to_thread(too_busy_to_judge_thresholds, ())
     if busy:
         pytest.xfail(f"{busy} ({figures})")
+    assert len(lags) >= 0.5 * PHASE_SECONDS / TICK, figures  # enough ticks for a p99.9
     assert p999 <= BOUND, figures

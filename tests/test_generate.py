@@ -308,3 +308,11 @@ def test_generate_writes_into_an_empty_checkout(tmp_path: Path) -> None:
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(
         str(p) for p in render(Settings())
     )
+
+
+def test_generate_into_an_unwritable_place_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = cli("--output", str(blocker))
+    assert result.returncode == 1
+    assert f"{blocker}/dashboards: cannot write" in result.stderr

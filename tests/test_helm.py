@@ -420,6 +420,42 @@ def test_tls_files_named_in_the_config_are_mounted(chart: Chart) -> None:
     assert projected[config_path] == ("configMap", RELEASE + "-cqrs-exporter", "config.yaml")
 
 
+def deploy_doc_values(tmp_path: Path) -> dict[str, Path]:
+    """The values files docs/deploy.md shows, by the name it gives each, written out."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    files: dict[str, Path] = {}
+    for block in re.finditer(r"```yaml\n(.*?)```", text, re.S):
+        before = text[: block.start()].rstrip().splitlines()[-1]
+        name = re.search(r"`([\w-]+\.yaml)`", before)
+        if name:
+            files[name.group(1)] = tmp_path / name.group(1)
+            files[name.group(1)].write_text(block.group(1), encoding="utf-8")
+    # The page shows ca-central.yaml and says eu-west.yaml is the same with eu-west in it.
+    eu_west = files["ca-central.yaml"].read_text(encoding="utf-8").replace("ca-central", "eu-west")
+    files["eu-west.yaml"] = tmp_path / "eu-west.yaml"
+    files["eu-west.yaml"].write_text(eu_west, encoding="utf-8")
+    return files
+
+
+@pytest.mark.parametrize(
+    ("region", "role"), [("us-east", "writer"), ("ca-central", "regional"), ("eu-west", "regional")]
+)
+def test_the_deploy_guide_values_render_configs_the_exporter_accepts(
+    chart: Chart, tmp_path: Path, region: str, role: str
+) -> None:
+    files = deploy_doc_values(tmp_path)
+    rendered = chart.render(files["common.yaml"], files[f"{region}.yaml"])
+    config = rendered.config
+    assert config["probes"]["replication"]["mode"] == role
+    assert config["datacenters"].get("local", config["datacenters"]["write"]) == region
+    assert config["monitoring"]["writer_id"] == "primary"
+    path = tmp_path / "config.yaml"
+    path.write_text(rendered.config_text, encoding="utf-8")
+    result = check_config(path, secret_env(rendered))
+    assert result.returncode == 0, result.stderr
+    assert bool(rendered.of_kind("PrometheusRule")) == (role == "writer")
+
+
 # --- hardening, probes, rollout -------------------------------------------------------------
 
 

@@ -33,7 +33,10 @@ T = TypeVar("T")
 @contextmanager
 def connect(address: str) -> Iterator[Session]:
     """A session whose every request goes to the node at `address`."""
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]))
+    # A generous timeout: schema changes on a busy two-core machine can take many seconds.
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([address]), request_timeout=60
+    )
     cluster = Cluster(
         contact_points=[address],
         protocol_version=5,
@@ -43,10 +46,7 @@ def connect(address: str) -> Iterator[Session]:
         control_connection_timeout=10,
     )
     try:
-        session = cluster.connect()
-        # Generous: schema changes on a busy two-core machine can take many seconds.
-        session.default_timeout = 60
-        yield session
+        yield cluster.connect()
     finally:
         cluster.shutdown()
 

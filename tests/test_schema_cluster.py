@@ -1,0 +1,123 @@
+"""The monitoring schema on the real testbed: created when asked, otherwise named when missing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.config import parse_config
+from exporter.connection import CassandraConnection
+from exporter.schema import ensure_schema, keyspace_cql
+from tests.support import poll_until
+
+pytestmark = pytest.mark.cluster
+
+
+def serve_until_exit(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run the real `cqrs-exporter serve` and wait for it to give up on its own."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "serve", "--config", str(path), "--listen",
+         "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def fresh_keyspace() -> str:
+    return f"r3_schema_{uuid.uuid4().hex[:10]}"
+
+
+def test_serve_without_the_keyspace_names_it_and_exits_2(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    keyspace = fresh_keyspace()
+    config = make_config({"monitoring": {"keyspace": keyspace, "create_schema": False}})
+    result = serve_until_exit(config, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        f"the monitoring schema is incomplete: missing {keyspace}. Create it with the statements "
+        "from `cqrs-exporter schema --config PATH`, or set monitoring.create_schema: true"
+    ) in result.stderr
+
+
+def test_serve_with_the_keyspace_but_no_tables_names_each_missing_table(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    keyspace = fresh_keyspace()
+    config = make_config({"monitoring": {"keyspace": keyspace, "create_schema": False}})
+
+    async def create_keyspace_only() -> None:
+        connection = CassandraConnection(parse_config(config))
+        await connection.connect()
+        try:
+            statement = keyspace_cql(parse_config(config))
+            await connection.execute(statement, datacenter="us-east", write=True, timeout=30.0)
+        finally:
+            await connection.close()
+
+    asyncio.run(create_keyspace_only())
+    result = serve_until_exit(config, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    missing_line = next(line for line in result.stderr.splitlines() if "missing" in line)
+    assert f"{keyspace}.replication_sentinels" in missing_line
+    assert f"missing {keyspace}," not in missing_line  # the keyspace itself exists
+
+
+async def test_create_schema_makes_an_nts_keyspace_over_every_datacenter(
+    make_config: Callable[..., dict[str, Any]],
+) -> None:
+    keyspace = fresh_keyspace()
+    config = parse_config(make_config({"monitoring": {"keyspace": keyspace}}))
+    assert config.monitoring.create_schema
+    connection = CassandraConnection(config)
+    await connection.connect()
+    try:
+
+        async def created() -> bool:
+            try:
+                await ensure_schema(config, connection)
+            except Exception:  # a node just back from a fault test may still be settling
+                return False
+            return True
+
+        await poll_until(created, timeout=90, interval=1.0, message="schema created")
+        (row,) = await connection.execute(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+            (keyspace,),
+            datacenter="us-east",
+        )
+        replication = dict(row.replication)
+        assert replication.pop("class") == "org.apache.cassandra.locator.NetworkTopologyStrategy"
+        assert replication == {"us-east": "1", "ca-central": "1", "eu-west": "1"}
+        rows = await connection.execute(
+            "SELECT column_name, type, kind FROM system_schema.columns "
+            "WHERE keyspace_name = %s AND table_name = 'replication_sentinels'",
+            (keyspace,),
+            datacenter="us-east",
+        )
+        columns = {r.column_name: (r.type, r.kind) for r in rows}
+        assert columns == {
+            "writer_id": ("text", "partition_key"),
+            "source_datacenter": ("text", "partition_key"),
+            "incarnation": ("uuid", "regular"),
+            "sequence": ("bigint", "regular"),
+            "written_at": ("timestamp", "regular"),
+        }
+        await ensure_schema(config, connection)  # a second time finds everything in place
+    finally:
+        await connection.close()
