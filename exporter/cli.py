@@ -91,9 +91,11 @@ async def _serve(config: Config, host: str, port: int) -> int:
 
     exporter = Exporter(config)
     app = create_app(exporter)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_timeout
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=config.server.shutdown_timeout)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
@@ -171,6 +173,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from exporter.demo import run_demo
+
+    try:
+        parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"--listen: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging("INFO", "text")
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(run_demo(args.listen))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cqrs-exporter",
@@ -201,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="base URL of the runbooks that alerts link to (default: this "
                      "project's docs/runbooks.md)")
     gen.set_defaults(func=cmd_generate)
+    demo = sub.add_parser(
+        "demo",
+        help="start the local testbed and the reference workload, and serve the exporter on them",
+    )
+    demo.add_argument("--listen", default="127.0.0.1:9469", metavar="HOST:PORT")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

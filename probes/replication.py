@@ -152,6 +152,11 @@ class ReplicationProbe(Probe):
             keys.append(key)
         return keys
 
+    @property
+    def readers(self) -> list[tuple[str, ReaderKey]]:
+        """Every (datacenter, reader) polled so far: the datacenter, or each of its nodes."""
+        return list(self._pollers)
+
     def _poller(self, dc: str, key: ReaderKey) -> CadencedPoller:
         poller = self._pollers.get((dc, key))
         if poller is None:

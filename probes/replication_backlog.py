@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cassandra import InvalidRequest
 from cassandra.pool import Host
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -89,12 +90,15 @@ class ReplicationBacklogProbe(Probe):
         self._nodes: dict[str, int] = {}
 
     async def _discover(self, timeout: float) -> dict[str, set[str]]:
-        rows = await self.connection.execute(
-            COLUMNS_QUERY,
-            datacenter=self.sources[0],
-            consistency=Consistency.LOCAL_ONE,
-            timeout=timeout,
-        )
+        try:
+            rows = await self.connection.execute(
+                COLUMNS_QUERY,
+                datacenter=self.sources[0],
+                consistency=Consistency.LOCAL_ONE,
+                timeout=timeout,
+            )
+        except InvalidRequest:  # a version before virtual tables: nothing to export
+            return {}
         available: dict[str, set[str]] = {}
         for row in rows:
             available.setdefault(row.table_name, set()).add(row.column_name)

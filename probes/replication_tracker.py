@@ -12,8 +12,11 @@ it); the estimate is the midpoint, the resolution the bracket's width.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client.utils import floatToGoString
 
 ReaderKey = Hashable
 """Who reads: the datacenter as a whole (None) or one node of it."""
@@ -43,9 +46,9 @@ class BucketCounts:
         """(le, cumulative count) pairs as Prometheus exposes them, ending with +Inf."""
         result: list[tuple[str, float]] = []
         running = 0
-        for bound, count in zip((*self.bounds, float("inf")), self._counts, strict=True):
+        for bound, count in zip((*self.bounds, math.inf), self._counts, strict=True):
             running += count
-            result.append(("+Inf" if bound == float("inf") else f"{bound:g}", float(running)))
+            result.append((floatToGoString(bound), float(running)))  # as client histograms do
         return result
 
 

@@ -56,9 +56,11 @@ async def serve_exporter(config: Config | dict[str, Any]) -> AsyncIterator[Runni
     if isinstance(config, dict):
         config = parse_config(config)
     exporter = Exporter(config)
-    runner = web.AppRunner(create_app(exporter), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        create_app(exporter), handle_signals=False, access_log=None, shutdown_timeout=1.0
+    )
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     server = site._server
     assert server is not None and server.sockets  # type: ignore[union-attr]

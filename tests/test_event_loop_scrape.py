@@ -25,6 +25,7 @@ from exporter.quantiles import exact_quantile
 from tests.support import poll_until, serve_exporter
 from tests.test_latency_support import (
     MIN_SAMPLES,
+    create_monitoring_schema,
     latency_overrides,
     latency_probe,
     too_busy_to_judge_thresholds,
@@ -49,6 +50,11 @@ SCRAPER = textwrap.dedent(
         time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     """
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def monitoring_schema(testbed_config: dict[str, Any]) -> None:
+    create_monitoring_schema(testbed_config)
 
 
 async def measure_lag(seconds: float) -> list[float]:

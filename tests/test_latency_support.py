@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporter.config import parse_config
+from exporter.connection import CassandraConnection
 from exporter.quantiles import BucketHistogram, SlidingHistogram
+from exporter.schema import ensure_schema
 from probes.latency import LatencyProbe
 from probes.latency_series import LatencySeries, Operation
 from tests.support import RunningExporter
@@ -228,3 +231,30 @@ def too_busy_to_judge_thresholds(taps: Iterable[Tap]) -> str | None:
             "timings were flagged as taken while the event loop was late"
         )
     return None
+
+
+def create_monitoring_schema(config: dict[str, Any], *, timeout: float = 180.0) -> None:
+    """Make sure the monitoring schema exists before an exporter is served.
+
+    A fresh testbed on a busy machine can refuse the first requests; the tests want to
+    measure latency, not that start-up, so the schema is created here, with retries.
+    """
+
+    async def create() -> None:
+        parsed = parse_config(config)
+        connection = CassandraConnection(parsed)
+        deadline = time.monotonic() + timeout
+        try:
+            await connection.connect_until_established()
+            while True:
+                try:
+                    await ensure_schema(parsed, connection)
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(2)
+        finally:
+            await connection.close()
+
+    asyncio.run(create())

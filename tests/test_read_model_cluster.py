@@ -321,9 +321,8 @@ async def test_the_audit_never_exceeds_its_query_budget(
             counted = running.sample("cqrs_read_model_queries_total",
                                      {"read_model": "orders_by_date"})
             starts = list(counting.starts)
-    assert len(starts) >= 30
-    assert most_in_any_second(starts) <= budget
-    # It spends what it may: well over half the budget while runs have rows to check.
-    span = starts[-1] - starts[0]
-    assert len(starts) - 1 >= 0.6 * budget * span
+    assert len(starts) >= 2 * budget
+    # Never more than the budget in any second, and the budget is what holds it back: with
+    # 200 rows to check a run would send far more.
+    assert most_in_any_second(starts) == budget
     assert counted is not None and counted >= len(starts)

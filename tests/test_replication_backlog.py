@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
-from cassandra import OperationTimedOut
+from cassandra import InvalidRequest, OperationTimedOut
 
 from exporter.config import parse_config
 from exporter.results import FailureReason
@@ -148,3 +148,17 @@ async def test_a_table_without_a_column_drops_only_that_series() -> None:
         "cqrs_replication_internode_pending_messages",
         "cqrs_replication_backlog_nodes",
     }
+
+
+async def test_a_version_without_virtual_tables_at_all_is_not_an_error() -> None:
+    class Old(StandIn):
+        async def execute(self, query: str, *args: Any, **kw: Any) -> Any:
+            if query == COLUMNS_QUERY:
+                raise InvalidRequest("Keyspace system_virtual_schema does not exist")
+            return await super().execute(query, *args, **kw)
+
+    connection = Old([], {})
+    p = probe(connection)
+    assert (await p.run()).success
+    assert (await p.run()).success  # asked once, remembered
+    assert list(p.collect()) == [] and connection.asked == []

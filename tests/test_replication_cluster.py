@@ -110,6 +110,20 @@ async def test_healthy_cluster_keeps_every_read_datacenter_under_200ms(
             assert name in text
 
 
+async def test_per_replica_mode_reads_through_each_node_of_each_read_datacenter(
+    make_config: Callable[..., dict[str, Any]],
+) -> None:
+    async with serve_exporter(replication_config(make_config, per_replica=True)) as running:
+        await settled(running)
+        samples: list[tuple[float, float, float]] = []
+        await record(running, 3.0, samples)
+        assert max(max(s[1], s[2]) for s in samples) < HEALTHY
+        connection = running.exporter.connection
+        expected = {(dc, str(h.endpoint)) for dc in (CA, EU) for h in connection.hosts(dc)}
+        assert len(expected) == 2
+        assert set(probe_of(running).readers) == expected
+
+
 @pytest.mark.fault
 async def test_paused_read_datacenter_lag_rises_steadily_and_recovers_within_two_rounds(
     make_config: Callable[..., dict[str, Any]], healthy_testbed: Any

@@ -138,7 +138,7 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     counts = BucketCounts((0.1, 1.0))
     for value in (0.05, 0.1, 0.5, 1.0, 2.0):
         counts.observe(value)
-    assert counts.cumulative() == [("0.1", 2.0), ("1", 4.0), ("+Inf", 5.0)]
+    assert counts.cumulative() == [("0.1", 2.0), ("1.0", 4.0), ("+Inf", 5.0)]
     assert counts.sum == pytest.approx(3.65) and counts.count == 5
 
 
