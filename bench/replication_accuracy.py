@@ -185,12 +185,24 @@ def quantiles(values: list[float]) -> dict[str, float]:
     }
 
 
+async def ensure_schema_retrying(config: Config, connection: CassandraConnection) -> None:
+    """A request right after connecting can meet a node the driver briefly holds for down."""
+    for attempt in range(30):
+        try:
+            await ensure_schema(config, connection)
+            return
+        except Exception:
+            if attempt == 29:
+                raise
+            await asyncio.sleep(1.0)
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     cluster = TestbedCluster.load()
     writer_config, regional_config = configs(cluster)
     connection = CassandraConnection(writer_config)
     await connection.connect()
-    await ensure_schema(writer_config, connection)
+    await ensure_schema_retrying(writer_config, connection)
     probe = ReplicationProbe(
         ProbeContext(writer_config, connection), writer_config.probes.replication
     )

@@ -8,6 +8,7 @@ nothing here blocks the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Sequence
@@ -120,9 +121,7 @@ class CassandraConnection:
         tls = self._config.cluster.tls
         if not tls.enabled:
             return None
-        context = ssl.create_default_context(
-            cafile=str(tls.ca_file) if tls.ca_file else None
-        )
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
         context.check_hostname = tls.verify_hostname
         if tls.cert_file and tls.key_file:
             context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
@@ -270,16 +269,12 @@ def _bridge(future: ResponseFuture) -> asyncio.Future[list[Any]]:
             result.set_result(list(rows) if rows else [])
 
     def on_success(rows: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has closed
             loop.call_soon_threadsafe(settle, rows, None)
-        except RuntimeError:  # the loop has closed
-            pass
 
     def on_error(exc: BaseException) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, None, exc)
-        except RuntimeError:
-            pass
 
     future.add_callbacks(on_success, on_error)
     return result

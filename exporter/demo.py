@@ -58,8 +58,10 @@ async def run_demo(listen: str) -> int:
             cluster = TestbedCluster.load(cluster.base_dir)
             log.info("using the testbed already running in %s", cluster.base_dir)
         else:
-            log.info("starting the testbed (%s); the first start downloads the Cassandra jars",
-                     ", ".join(cluster.datacenters))
+            log.info(
+                "starting the testbed (%s); the first start downloads the Cassandra jars",
+                ", ".join(cluster.datacenters),
+            )
             started_here = True
             await loop.run_in_executor(None, cluster.up)
     except TestbedError as exc:

@@ -35,8 +35,7 @@ TABLES: tuple[Table, ...] = (
     # A fixed ring of rows per writer, overwritten by the command latency probe.
     Table(
         "command_probe",
-        "writer_id text, slot int, sequence bigint, payload text, "
-        "PRIMARY KEY ((writer_id, slot))",
+        "writer_id text, slot int, sequence bigint, payload text, PRIMARY KEY ((writer_id, slot))",
     ),
 )
 
@@ -51,9 +50,7 @@ def keyspace_cql(config: Config) -> str:
 
 
 def table_cql(config: Config, table: Table) -> str:
-    return (
-        f"CREATE TABLE IF NOT EXISTS {config.monitoring.keyspace}.{table.name} ({table.columns})"
-    )
+    return f"CREATE TABLE IF NOT EXISTS {config.monitoring.keyspace}.{table.name} ({table.columns})"
 
 
 def schema_cql(config: Config) -> list[str]:
@@ -82,7 +79,7 @@ async def missing_schema(config: Config, connection: CassandraConnection) -> lis
 
 
 async def ensure_schema(config: Config, connection: CassandraConnection) -> None:
-    """Create the schema when `create_schema` is set; otherwise check it and name what is missing."""
+    """Create the schema when `create_schema` is set; else check it, naming what is missing."""
     missing = await missing_schema(config, connection)
     if not missing:
         return

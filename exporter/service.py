@@ -58,15 +58,26 @@ class Exporter:
 
     async def _connect(self) -> None:
         await self.connection.connect_until_established()
-        try:
-            await ensure_schema(self.config, self.connection)
-        except SchemaError as exc:
-            log.error("%s", exc)
-            if self.fatal is not None and not self.fatal.done():
-                self.fatal.set_result(str(exc))
-        except Exception as exc:
-            # The cluster may have gone away again; the probes will say so.
-            log.warning("could not check the monitoring schema: %s", describe(exc))
+        delay = 1.0
+        while True:
+            try:
+                await ensure_schema(self.config, self.connection)
+                return
+            except SchemaError as exc:
+                log.error("%s", exc)
+                if self.fatal is not None and not self.fatal.done():
+                    self.fatal.set_result(str(exc))
+                return
+            except Exception as exc:
+                # A node may be briefly held down right after connecting, or the cluster gone
+                # away again: check again until the schema is known (the probes say the rest).
+                log.warning(
+                    "could not check the monitoring schema (%s); retrying in %.0f s",
+                    describe(exc),
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
         if self._connect_task is not None:

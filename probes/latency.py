@@ -246,10 +246,8 @@ class LatencyProbe(Probe):
         )
         for series in self._by_operation(operation):
             key = series.key
-            values = [key.datacenter] if operation is Operation.COMMAND else [
-                key.datacenter,
-                key.query,
-            ]
+            # Commands have no query label; queries always do ("" for the probe's own read).
+            values = [key.datacenter, key.query][: len(labels)]
             snapshot = series.snapshot
             samples.add_metric(values, snapshot.count)
             lagged.add_metric(values, series.lagged_in_window)

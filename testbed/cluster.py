@@ -460,8 +460,7 @@ class TestbedCluster:
         self._require_pid(node)
         lib = ensure_jars(self.version)
         logback = self.base_dir / "logback-tools.xml"
-        if not logback.is_file():
-            logback.write_text(config_files.tools_logback_xml())
+        logback.write_text(config_files.tools_logback_xml())
         command = jvm.tool_command(
             lib,
             jvm.NODETOOL_MAIN,

@@ -122,7 +122,7 @@ def tools_logback_xml() -> str:
   <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
     <target>System.err</target>
     <encoder>
-      <pattern>%-5level %date{HH:mm:ss,SSS} %msg%n</pattern>
+      <pattern>%-5level %date{HH:mm:ss.SSS} %msg%n</pattern>
     </encoder>
   </appender>
   <root level="WARN">

@@ -43,8 +43,16 @@ def test_serve_ends_within_ten_seconds_of_sigterm(
     config.write_text(yaml.safe_dump(testbed_config))
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "serve", "--config", str(config),
-         "--listen", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "serve",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -86,9 +94,19 @@ def test_serve_reports_a_busy_port_without_traceback(
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "exporter", "serve", "--config", str(config),
-             "--listen", f"127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "serve",
+                "--config",
+                str(config),
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

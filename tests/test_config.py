@@ -88,7 +88,11 @@ def test_durations_round_trip_through_their_written_form(seconds: float) -> None
 
 
 def minimal(**extra: object) -> dict[str, object]:
-    return {"cluster": {"contact_points": ["127.0.0.1"]}, "datacenters": {"write": "us-east"}, **extra}
+    return {
+        "cluster": {"contact_points": ["127.0.0.1"]},
+        "datacenters": {"write": "us-east"},
+        **extra,
+    }
 
 
 def test_defaults_are_the_documented_thresholds() -> None:
@@ -120,7 +124,12 @@ def test_config_is_frozen() -> None:
 def test_secret_from_env_is_held_but_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CQRS_TEST_PASSWORD", "s3cr3t-value")
     config = parse_config(
-        minimal(cluster={"contact_points": ["a"], "auth": {"username": "u", "password": {"env": "CQRS_TEST_PASSWORD"}}})
+        minimal(
+            cluster={
+                "contact_points": ["a"],
+                "auth": {"username": "u", "password": {"env": "CQRS_TEST_PASSWORD"}},
+            }
+        )
     )
     assert config.cluster.auth is not None
     assert config.cluster.auth.password.get_secret_value() == "s3cr3t-value"
@@ -132,7 +141,12 @@ def test_secret_from_file(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("from-a-file\n")
     config = parse_config(
-        minimal(cluster={"contact_points": ["a"], "auth": {"username": "u", "password": {"file": str(secret)}}})
+        minimal(
+            cluster={
+                "contact_points": ["a"],
+                "auth": {"username": "u", "password": {"file": str(secret)}},
+            }
+        )
     )
     assert config.cluster.auth is not None
     assert config.cluster.auth.password.get_secret_value() == "from-a-file"
@@ -141,16 +155,28 @@ def test_secret_from_file(tmp_path: Path) -> None:
 def test_unreadable_secret_file_names_the_file_not_a_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(
-            minimal(cluster={"contact_points": ["a"], "auth": {"username": "u", "password": {"file": str(tmp_path / "nope")}}})
+            minimal(
+                cluster={
+                    "contact_points": ["a"],
+                    "auth": {"username": "u", "password": {"file": str(tmp_path / "nope")}},
+                }
+            )
         )
     assert caught.value.errors == [
-        f"cluster.auth.password: cannot read secret file {tmp_path / 'nope'}: No such file or directory"
+        f"cluster.auth.password: cannot read secret file {tmp_path / 'nope'}: "
+        "No such file or directory"
     ]
 
 
 def test_every_error_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config({"cluster": {"contact_points": [], "port": 0}, "datacenters": {"write": "x"}, "bogus": 1})
+        parse_config(
+            {
+                "cluster": {"contact_points": [], "port": 0},
+                "datacenters": {"write": "x"},
+                "bogus": 1,
+            }
+        )
     assert len(caught.value.errors) == 3
 
 

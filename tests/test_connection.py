@@ -15,7 +15,9 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-async def connection(make_config: Callable[..., dict[str, Any]]) -> AsyncIterator[CassandraConnection]:
+async def connection(
+    make_config: Callable[..., dict[str, Any]],
+) -> AsyncIterator[CassandraConnection]:
     conn = CassandraConnection(parse_config(make_config()))
     await conn.connect()
     yield conn

@@ -22,6 +22,45 @@ POLL = 0.05
 HEALTHY = 0.2
 
 
+async def settled_connection(config: Any) -> Any:
+    """A connection whose first requests have succeeded: one right after connecting, or just
+    after a fault test, can meet a node the driver briefly holds for down."""
+    from exporter.connection import CassandraConnection
+
+    connection = CassandraConnection(config)
+    await connection.connect()
+
+    async def answers() -> bool:
+        try:
+            for dc in (WRITE, CA, EU):
+                await connection.execute("SELECT now() FROM system.local", datacenter=dc)
+        except Exception:
+            return False
+        return True
+
+    await poll_until(answers, timeout=90, interval=1.0, message="every datacenter answering")
+    return connection
+
+
+async def ensure_schema_retrying(config: Any) -> None:
+    """Create the monitoring schema (the exporter checks it once, at start)."""
+    from exporter.schema import ensure_schema
+
+    connection = await settled_connection(config)
+    try:
+        await ensure_schema(config, connection)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(autouse=True)
+async def monitoring_schema(testbed_config: dict[str, Any]) -> None:
+    """The default monitoring keyspace exists before an exporter relies on finding it."""
+    from exporter.config import parse_config
+
+    await ensure_schema_retrying(parse_config(testbed_config))
+
+
 def pair(target: str) -> dict[str, str]:
     return {"source_datacenter": WRITE, "target_datacenter": target}
 
@@ -216,8 +255,6 @@ async def test_thousand_rounds_leave_one_live_row_per_writer_and_datacenter(
     from cassandra.policies import DCAwareRoundRobinPolicy
 
     from exporter.config import parse_config
-    from exporter.connection import CassandraConnection
-    from exporter.schema import ensure_schema
     from probes.base import ProbeContext
 
     keyspace = f"r3_rounds_{uuid.uuid4().hex[:8]}"
@@ -233,19 +270,9 @@ async def test_thousand_rounds_leave_one_live_row_per_writer_and_datacenter(
         )
         for writer in writers
     ]
-    connection = CassandraConnection(configs[0])
-    await connection.connect()
+    await ensure_schema_retrying(configs[0])
+    connection = await settled_connection(configs[0])
     try:
-
-        async def schema_ready() -> bool:
-            # Right after a fault test, gossip may still call a node down for a moment.
-            try:
-                await ensure_schema(configs[0], connection)
-            except Exception:
-                return False
-            return True
-
-        await poll_until(schema_ready, timeout=90, interval=1.0, message="monitoring schema")
         probes = [
             ReplicationProbe(ProbeContext(c, connection), c.probes.replication) for c in configs
         ]

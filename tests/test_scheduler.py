@@ -88,7 +88,9 @@ async def test_a_run_over_its_timeout_fails_with_reason_timeout() -> None:
         (RuntimeError("boom"), FailureReason.ERROR),
     ],
 )
-async def test_exceptions_become_bounded_failure_reasons(exc: Exception, reason: FailureReason) -> None:
+async def test_exceptions_become_bounded_failure_reasons(
+    exc: Exception, reason: FailureReason
+) -> None:
     async def fail() -> ProbeOutcome:
         raise exc
 

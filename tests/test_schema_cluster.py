@@ -63,9 +63,17 @@ def test_serve_with_the_keyspace_but_no_tables_names_each_missing_table(
     async def create_keyspace_only() -> None:
         connection = CassandraConnection(parse_config(config))
         await connection.connect()
+        statement = keyspace_cql(parse_config(config))
+
+        async def created() -> bool:
+            try:  # a node may be briefly held down right after connecting
+                await connection.execute(statement, datacenter="us-east", write=True, timeout=30)
+            except Exception:
+                return False
+            return True
+
         try:
-            statement = keyspace_cql(parse_config(config))
-            await connection.execute(statement, datacenter="us-east", write=True, timeout=30.0)
+            await poll_until(created, timeout=90, interval=1.0, message="keyspace created")
         finally:
             await connection.close()
 

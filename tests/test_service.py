@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import RunningExporter, poll_until, serve_exporter
 from testbed.cluster import TestbedCluster
+from tests.support import RunningExporter, poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +43,9 @@ async def test_metrics_show_the_reachability_probe_with_the_right_labels(
             "cqrs_probe_skipped_runs_total",
         ):
             assert f'{name}{{probe="reachability"}}' in text
-        last = running.sample("cqrs_probe_last_success_timestamp_seconds", {"probe": "reachability"})
+        last = running.sample(
+            "cqrs_probe_last_success_timestamp_seconds", {"probe": "reachability"}
+        )
         assert last is not None and abs(last - time.time()) < 30
 
         status, body = await running.get_json("/health/ready")
@@ -53,12 +55,11 @@ async def test_metrics_show_the_reachability_probe_with_the_right_labels(
 async def test_metrics_are_gzipped_when_asked(
     make_config: Callable[..., dict[str, Any]], testbed_cluster: Any
 ) -> None:
-    async with serve_exporter(make_config()) as running:
-        async with running.http.get(
-            running.url + "/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
-        ) as response:
-            assert response.headers.get("Content-Encoding") == "gzip"
-            raw = await response.read()
+    async with serve_exporter(make_config()) as running, running.http.get(
+        running.url + "/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    ) as response:
+        assert response.headers.get("Content-Encoding") == "gzip"
+        raw = await response.read()
     import gzip
 
     assert b"cqrs_up" in gzip.decompress(raw)

@@ -155,7 +155,9 @@ def _model_errors(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         # Model-level validators report at the model's own location.
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = tuple(
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
         lines.append(f"{_location(loc)}: {_message(error)}")
     return lines
 

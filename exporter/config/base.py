@@ -29,9 +29,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def parse_duration(value: Any) -> float:
     """Parse `250ms`, `1s`, `1.5s`, `5m`, `1h`, `1m30s` into seconds."""
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(
-            f"expected a duration with a unit such as 250ms, 1s or 5m, got {value!r}"
-        )
+        raise ValueError(f"expected a duration with a unit such as 250ms, 1s or 5m, got {value!r}")
     text = value.strip()
     if text.startswith("-"):
         raise ValueError(f"duration {value!r} must be greater than zero")
@@ -49,7 +47,7 @@ def parse_duration(value: Any) -> float:
 def format_duration(seconds: float) -> str:
     """Render seconds the way a user writes them in the config."""
     if seconds < 1 and round(seconds * 1000, 6) == int(round(seconds * 1000, 6)):
-        return f"{int(round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms"
     if seconds == int(seconds):
         whole = int(seconds)
         if whole % 3600 == 0:
@@ -92,7 +90,7 @@ Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 
 
 def _resolve_secret(value: Any) -> Any:
-    """Read a secret from `{env: NAME}` or `{file: PATH}`; errors name the source, never the value."""
+    """Read a secret from `{env: NAME}` or `{file: PATH}`; errors name the source only."""
     if isinstance(value, SecretStr):
         return value
     if isinstance(value, str):
@@ -101,7 +99,7 @@ def _resolve_secret(value: Any) -> Any:
         )
     if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"env", "file"}:
         raise ValueError("expected exactly one of {env: VARIABLE} or {file: /path/to/secret}")
-    (kind, source), = value.items()
+    ((kind, source),) = value.items()
     if not isinstance(source, str) or not source:
         raise ValueError(f"'{kind}' must name an environment variable or a file")
     if kind == "env":
