@@ -61,21 +61,37 @@ __all__ = [
 
 
 class ProbesConfig(StrictModel):
+    """One section per probe; every probe has `enabled`, `interval` and `timeout`."""
+
     reachability: ReachabilityConfig = ReachabilityConfig()
+    """Whether each datacenter answers through its own execution profile."""
     replication: ReplicationConfig = ReplicationConfig()
+    """Cross-datacenter replication lag sentinels (see docs/replication.md)."""
     latency: LatencyConfig = LatencyConfig()
+    """Fixed-rate command and query latency (see docs/latency.md)."""
 
 
 class Config(StrictModel):
+    """The whole configuration file."""
+
     cluster: ClusterConfig
+    """How to reach the cluster."""
     datacenters: DatacentersConfig
+    """Which datacenter takes commands and which serve queries."""
     consistency: ConsistencyConfig = ConsistencyConfig()
+    """Consistency levels of the exporter's own requests."""
     monitoring: MonitoringConfig = MonitoringConfig()
+    """The exporter's own keyspace."""
     probes: ProbesConfig = ProbesConfig()
+    """Each probe's schedule and settings."""
     read_models: list[ReadModelConfig] = Field(default_factory=list)
+    """The read models to watch, each with its measuring method (see docs/read-models.md)."""
     thresholds: Thresholds = Thresholds()
+    """The documented alert thresholds, shared by /health, the alert rules and the dashboards."""
     health: HealthConfig = HealthConfig()
+    """How thresholds become verdicts (see docs/health.md)."""
     server: ServerConfig = ServerConfig()
+    """The HTTP server and logging."""
 
     @field_validator("probes")
     @classmethod

@@ -23,15 +23,22 @@ class Consistency(StrEnum):
 
 class AuthConfig(StrictModel):
     username: str = Field(min_length=1)
+    """The Cassandra role the exporter logs in as."""
     password: Secret
+    """The role's password, from an environment variable or a file."""
 
 
 class TlsConfig(StrictModel):
     enabled: bool = False
+    """Connect over TLS."""
     ca_file: Path | None = None
+    """CA bundle that signed the nodes' certificates; the system store if unset."""
     cert_file: Path | None = None
+    """Client certificate, for clusters that require client authentication."""
     key_file: Path | None = None
+    """The client certificate's private key."""
     verify_hostname: bool = True
+    """Check that each node's certificate names the address connected to."""
 
     @model_validator(mode="after")
     def _pairs(self) -> TlsConfig:
@@ -42,13 +49,21 @@ class TlsConfig(StrictModel):
 
 class ClusterConfig(StrictModel):
     contact_points: list[str]
+    """Addresses of a few nodes to discover the cluster from."""
     port: int = Field(default=9042, ge=1, le=65535)
+    """The native protocol (CQL) port."""
     auth: AuthConfig | None = None
+    """Username and password; omit for clusters without authentication."""
     tls: TlsConfig = TlsConfig()
+    """Client-to-node encryption."""
     protocol_version: int = Field(default=5, ge=3, le=5)
+    """Native protocol version; 5 for Cassandra 4.0 and later."""
     connect_timeout: Duration = 10.0
+    """How long to wait for a node to accept a connection, and for the control connection."""
     request_timeout: Duration = 5.0
+    """Default client-side timeout of a request; probes set shorter ones of their own."""
     reconnect_max_delay: Duration = 30.0
+    """Longest wait between reconnection attempts to a node that went away."""
 
     @field_validator("contact_points")
     @classmethod
@@ -65,7 +80,9 @@ class DatacentersConfig(StrictModel):
     """The write datacenter takes the commands; each read datacenter serves queries."""
 
     write: str = Field(min_length=1)
+    """The primary datacenter, where commands are written at the command consistency."""
     read: list[str] = Field(default_factory=list)
+    """The regional datacenters that serve queries from read models."""
     local: str | None = None
     """The datacenter this exporter runs beside (regional mode); defaults to the write one."""
 
@@ -94,14 +111,18 @@ class DatacentersConfig(StrictModel):
 
 class ConsistencyConfig(StrictModel):
     command: Consistency = Consistency.LOCAL_QUORUM
+    """Consistency of the exporter's writes (sentinels, command probe), as commands write."""
     query: Consistency = Consistency.LOCAL_ONE
+    """Consistency of the exporter's reads in each datacenter, as the query side reads."""
 
 
 class MonitoringConfig(StrictModel):
     """The exporter's own keyspace, where it writes sentinels and command probes."""
 
     keyspace: str = Field(default="cqrs_monitoring", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+    """The exporter's own keyspace (NetworkTopologyStrategy over every configured datacenter)."""
     create_schema: bool = False
+    """Create the keyspace and tables at start-up; otherwise check them, naming what is missing."""
     replication_factor: dict[str, int] | int = 3
     """Per-datacenter replication factor of the monitoring keyspace, or one for all."""
     writer_id: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -11,8 +11,11 @@ class ProbeSchedule(StrictModel):
     """Every probe has these; a run is cut off at `timeout`, which is shorter than `interval`."""
 
     enabled: bool = True
+    """Run this probe."""
     interval: Duration = 5.0
+    """How often the probe runs."""
     timeout: Duration = 2.0
+    """A run still going after this long fails with reason `timeout`."""
 
     @model_validator(mode="after")
     def _timeout_shorter_than_interval(self) -> ProbeSchedule:

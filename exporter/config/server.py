@@ -28,9 +28,13 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 class ServerConfig(StrictModel):
     listen: str = "0.0.0.0:9469"
+    """Address and port of the HTTP server (`HOST:PORT`); `serve --listen` overrides it."""
     shutdown_timeout: Duration = 5.0
+    """How long in-flight HTTP requests get to finish on SIGTERM."""
     log_level: str = "INFO"
+    """`DEBUG`, `INFO`, `WARNING` or `ERROR`."""
     log_format: LogFormat = LogFormat.TEXT
+    """One line of text, or one JSON object, per log record."""
 
     @field_validator("listen")
     @classmethod
