@@ -184,3 +184,16 @@ def test_every_error_is_reported_at_once() -> None:
 def test_shipped_configs_are_valid(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CQRS_CASSANDRA_PASSWORD", "example")
     load_config(path)
+
+
+def test_the_example_shows_every_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from exporter.config import Config, ProbesConfig
+
+    monkeypatch.setenv("CQRS_CASSANDRA_PASSWORD", "example")
+    data = yaml.safe_load((REPO / "config.example.yaml").read_text())
+    assert set(data) == set(Config.model_fields)
+    assert set(ProbesConfig.model_fields) <= set(data["probes"])
+    config = load_config(REPO / "config.example.yaml")
+    assert {m.method.value for m in config.read_models} >= {"checkpoint", "audit"}
