@@ -49,6 +49,8 @@ class ProbeRunner:
         self._scheduler: AsyncIOScheduler | None = None
         self._last_activity = self.clock.monotonic()
         self._started = False
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         """Start each probe's background work, then the scheduler; first runs are at once."""
@@ -75,9 +77,16 @@ class ProbeRunner:
         self._last_activity = self.clock.monotonic()
 
     async def stop(self) -> None:
+        """Stop scheduling, cancel runs still going, then stop each probe's background work."""
         self._started = False
+        self._stopping = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        running = [task for task in self._in_flight if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=5.0)
         for probe in self.probes:
             try:
                 await probe.stop()
@@ -96,6 +105,9 @@ class ProbeRunner:
         state = self.states[probe.name]
         started = self.clock.monotonic()
         self._last_activity = started
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         try:
             outcome = await asyncio.wait_for(probe.run(), timeout=probe.schedule.timeout)
         except TimeoutError:
@@ -103,9 +115,15 @@ class ProbeRunner:
                 FailureReason.TIMEOUT, f"no result within {probe.schedule.timeout:g} s"
             )
         except asyncio.CancelledError:
-            raise
+            if not self._stopping:
+                raise
+            # Cancelled by our own shutdown: end quietly rather than as a job error.
+            return ProbeOutcome.failed(FailureReason.ERROR, "cancelled at shutdown")
         except Exception as exc:
             outcome = ProbeOutcome.failed(classify(exc), describe(exc))
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
         state.last_duration = self.clock.monotonic() - started
         state.runs += 1
         previous = state.last_outcome
