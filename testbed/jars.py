@@ -55,7 +55,7 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
     Downloads through Maven on first use; later calls return the cached folder.
     """
     target = cache_dir(version)
-    if (target / MARKER).is_file() and any(target.glob("cassandra-all-*.jar")):
+    if _is_complete(target, version):
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -80,6 +80,7 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
             f"{DEPENDENCY_PLUGIN}:copy-dependencies",
             f"-DoutputDirectory={jars}",
             "-DincludeScope=runtime",
+            "-Dstyle.color=never",
         ]
         try:
             proc = subprocess.run(
@@ -96,19 +97,33 @@ def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
                 f"mvn failed to fetch org.apache.cassandra:cassandra-all:{version} "
                 f"(exit {proc.returncode}):\n{tail}"
             )
-        (jars / MARKER).write_text(f"org.apache.cassandra:cassandra-all:{version}\n")
-        _replace(target, jars)
+        (jars / MARKER).write_text(_marker_text(version))
+        _replace(target, jars, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _replace(target: Path, fresh: Path) -> None:
+def _marker_text(version: str) -> str:
+    return f"org.apache.cassandra:cassandra-all:{version}\n"
+
+
+def _is_complete(folder: Path, version: str) -> bool:
+    """Whether `folder` holds a finished download of `version` (not a partial one)."""
+    try:
+        return (folder / MARKER).read_text() == _marker_text(version) and any(
+            folder.glob(f"cassandra-all-{version}.jar")
+        )
+    except OSError:
+        return False
+
+
+def _replace(target: Path, fresh: Path, version: str) -> None:
     """Put the folder `fresh` at `target`, dropping an incomplete earlier download."""
     if target.exists():
-        if (target / MARKER).is_file():
+        if _is_complete(target, version):
             return  # another process finished first
-        strays = [p for p in target.iterdir() if p.suffix != ".jar"]
+        strays = [p for p in target.iterdir() if p.suffix != ".jar" and p.name != MARKER]
         if strays:
             raise TestbedError(
                 f"refusing to replace {target}: it holds files other than jars ({strays[0].name})"
