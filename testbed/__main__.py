@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("down", parents=[common], help="stop every node")
+    commands.add_parser(
+        "jars", parents=[common], help="download the Cassandra jars into the cache, if absent"
+    )
     commands.add_parser("status", parents=[common], help="show each node's state")
     for name, text in (
         ("pause", "freeze a node (SIGSTOP)"),
@@ -154,6 +157,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         return workload_main(argv[1:])
     args = build_parser().parse_args(argv)
     base_dir = (args.dir or default_base_dir()).resolve()
+    if args.command == "jars":
+        from testbed.jars import ensure_jars
+
+        print(ensure_jars())
+        return 0
     if args.command == "up":
         return _up(args, base_dir)
     if args.command == "down":

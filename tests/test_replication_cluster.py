@@ -384,12 +384,12 @@ async def test_regional_exporter_reports_the_writer_heartbeat_age(
                 assert value is not None
                 points.append((time.monotonic(), value))
                 await asyncio.sleep(0.05)
+            (observation,) = heartbeat.observations()  # what /health judges, mid-stall
         finally:
             await asyncio.to_thread(healthy_testbed.resume, WRITE)
         late = [p for p in points if p[0] - stalled_at > 1.5]
         assert 0.9 <= slope(late) <= 1.1
         assert points[-1][1] > 3.5
-        (observation,) = heartbeat.observations()
         assert observation.check is Check.REPLICATION_LAG and observation.component == EU
         assert observation.value is not None and observation.value > 2.0  # over the 1 s threshold
         await poll_until(
