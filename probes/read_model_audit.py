@@ -348,12 +348,12 @@ class AuditProbe(ReadModelBase):
                   ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
         """The sampled rows not judged or pending already (noting what the sample shows)."""
         now = self.clock.time()
+        self.set_clock_ahead([r[WRITTEN_AT] / 1e6 for r in rows if r.get(WRITTEN_AT)], now)
         seen: set[tuple[Any, ...]] = set()
         for source in rows:
             written = source.get(WRITTEN_AT)
             if written is None:
                 continue  # the dated column is null in this row: nothing to date it by
-            self.note_source_time(written / 1e6, now)
             run.recent |= now - written / 1e6 <= self.settings.lag_window
             key = self._key(lookup, source)
             if key not in self.remembered and key not in self.pending and key not in seen:

@@ -69,9 +69,10 @@ class ReadModelBase(Probe):
         self.lag = max(0.0, seconds)
         self.lag_measured_at = self.clock.monotonic()
 
-    def note_source_time(self, source_seconds: float, now: float) -> None:
-        """Remember how far a source timestamp lay ahead of our clock (skew, not lag)."""
-        self.clock_ahead = max(self.clock_ahead, source_seconds - now)
+    def set_clock_ahead(self, source_seconds: list[float], now: float) -> None:
+        """How far the newest source time read in a run lay ahead of our clock (skew, not lag)."""
+        if source_seconds:
+            self.clock_ahead = max(0.0, max(source_seconds) - now)
 
     def record_check(self, failure: SyncFailure | None) -> None:
         self.checks += 1
@@ -141,8 +142,9 @@ class ReadModelGroup:
         )
         ahead = GaugeMetricFamily(
             "cqrs_read_model_source_clock_ahead_seconds",
-            "The most a source timestamp (event TIMEUUID or WRITETIME) has been ahead of the "
-            "exporter's clock: clock skew that makes lags read low. 0 when never ahead.",
+            "How far the newest source timestamp (event TIMEUUID or WRITETIME) read in the last "
+            "run was ahead of the exporter's clock: clock skew that makes lags read low. 0 when "
+            "not ahead.",
             labels=["read_model"],
         )
         queries = CounterMetricFamily(

@@ -1,15 +1,20 @@
 """Checkpoint method: the lag of a projection is the age of the oldest event it has not projected.
 
 Two declared queries are asked each run: the event store's head (the newest event's
-position) and the projector's checkpoint. The exporter remembers each head it has seen; the
-oldest remembered head past the checkpoint dates the oldest unprojected event it knows of.
-Caught up (checkpoint at or past the head) is 0, whether or not events are arriving, so an
-idle event store never shows lag. While the projector is stuck the lag grows with the clock.
+position) and the projector's checkpoint. The oldest unprojected event lies after the
+checkpoint and no later than the oldest head seen past it. Which end to report depends on
+what the exporter has seen:
 
-The reading is a lower bound: events written between two runs are first seen at the next
-run, so it may read low by up to one interval (plus the head query's own lag). Ages compare
-the exporter's clock with event times, which come from the writer's clock (a TIMEUUID or a
-WRITETIME is minted by the client): skew between the two adds to or subtracts from the lag.
+- traffic flowing: the checkpoint has passed a head the exporter saw more recently than the
+  checkpoint's own time, so events kept coming; the oldest unprojected one follows the
+  checkpoint closely, and the lag is the checkpoint's age;
+- otherwise (after an idle spell, or with no history yet): the lag is the age of the oldest
+  head seen past the checkpoint, a lower bound that never invents lag for an idle store.
+
+Caught up (checkpoint at or past the head) is 0, however old the last event. While the
+projector is stuck the lag grows with the clock. Ages compare the exporter's clock with
+event times, which come from the writer's clock (a TIMEUUID or a WRITETIME is minted by the
+client): skew between the two adds to or subtracts from the lag.
 """
 
 from __future__ import annotations
@@ -26,31 +31,43 @@ MAX_TRACKED_HEADS = 4096
 
 
 class HeadTracker:
-    """Heads seen past the checkpoint, oldest first; thinned evenly when there are too many."""
+    """The heads seen past the checkpoint (oldest first, each with when it was last seen)."""
 
     def __init__(self, max_entries: int = MAX_TRACKED_HEADS) -> None:
         self.max_entries = max_entries
-        self.heads: list[float] = []
+        self.heads: list[list[float]] = []
+        """[head position, exporter time it was last seen as the head], by position."""
+        self.quiet_until: float | None = None
+        """The last time a head was seen that the checkpoint has since reached: nothing
+        newer than the checkpoint existed then."""
         self.seen_anything = False
 
     def update(self, head: float | None, checkpoint: float | None, now: float) -> float | None:
         """Take one reading; return the lag in seconds (None if no event or checkpoint yet)."""
         if head is not None or checkpoint is not None:
             self.seen_anything = True
-        if head is not None and (not self.heads or head > self.heads[-1]):
-            self.heads.append(head)
-            if len(self.heads) > self.max_entries:
-                # Keep the oldest and every other one: resolution degrades, the bound holds.
-                self.heads = self.heads[:1] + self.heads[2::2]
-                if self.heads[-1] != head:
-                    self.heads.append(head)
+        if head is not None:
+            if self.heads and head == self.heads[-1][0]:
+                self.heads[-1][1] = now
+            elif not self.heads or head > self.heads[-1][0]:
+                self.heads.append([head, now])
+                if len(self.heads) > self.max_entries:
+                    # Keep the oldest, the newest and every other one: the bound holds.
+                    self.heads = [self.heads[0], *self.heads[2:-1:2], self.heads[-1]]
         if checkpoint is not None:
-            del self.heads[: bisect.bisect_right(self.heads, checkpoint)]
+            reached = bisect.bisect_right(self.heads, checkpoint, key=lambda entry: entry[0])
+            for _, seen in self.heads[:reached]:
+                self.quiet_until = max(self.quiet_until or seen, seen)
+            del self.heads[:reached]
         if not self.seen_anything:
             return None
         if not self.heads:
             return 0.0
-        return max(0.0, now - self.heads[0])
+        flowing = (checkpoint is not None and self.quiet_until is not None
+                   and self.quiet_until < checkpoint)
+        oldest = checkpoint if flowing else self.heads[0][0]
+        assert oldest is not None
+        return max(0.0, now - oldest)
 
 
 class CheckpointProbe(ReadModelBase):
@@ -81,7 +98,7 @@ class CheckpointProbe(ReadModelBase):
         now = self.clock.time()
         self.head, self.position = head, checkpoint
         if head is not None:
-            self.note_source_time(head, now)
+            self.set_clock_ahead([head], now)
         lag = self.tracker.update(head, checkpoint, now)
         if lag is None:
             return ProbeOutcome.ok("no event and no checkpoint yet")

@@ -45,7 +45,13 @@ from cassandra.cluster import (
     Session,
 )
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+from cassandra.query import (
+    BatchStatement,
+    BatchType,
+    BoundStatement,
+    PreparedStatement,
+    Statement,
+)
 from cassandra.util import max_uuid_from_time
 
 from testbed.workload_faults import Delay, FailureKind, Fate, decide
@@ -265,7 +271,7 @@ class Workload:
         loop = asyncio.get_running_loop()
         self._cluster, self._session = await loop.run_in_executor(None, self._connect_blocking)
 
-    async def execute(self, query: str | PreparedStatement, params: Any = None,
+    async def execute(self, query: str | Statement, params: Any = None,
                       *, timeout: float = 10.0) -> list[Any]:
         """Run one statement through the workload's session (LOCAL_QUORUM, write DC)."""
         if self._session is None:
@@ -289,12 +295,6 @@ class Workload:
         await self.connect()
         for statement in schema_statements(self.keyspace, self.replication):
             await self.execute(statement, timeout=60.0)
-
-    async def truncate(self) -> None:
-        """Empty every table of the workload (for tests that need a clean slate)."""
-        for table in (*READ_MODEL_TABLES, "orders_by_id", "events", "event_feed",
-                      "projection_checkpoints"):
-            await self.execute(f"TRUNCATE {self.keyspace}.{table}", timeout=60.0)
 
     # --- lifecycle ------------------------------------------------------------------
 

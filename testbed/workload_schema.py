@@ -48,7 +48,6 @@ TABLES = (
 )
 
 READ_MODEL_TABLES = ("orders_by_customer", "orders_by_date")
-WRITE_TABLES = ("orders_by_id", "events", "event_feed", "projection_checkpoints")
 
 
 def check_keyspace(keyspace: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from exporter.config import ConfigError, SyncMethod, parse_config
 from exporter.config.read_models import bind_names
@@ -181,3 +184,13 @@ def test_bind_names_ignore_string_literals_and_casts() -> None:
     cql = "SELECT a FROM t WHERE k = :key AND c = '12:30' AND d = :day"
     assert bind_names(cql) == {"key", "day"}
     assert bind_names("SELECT a::text FROM t") == set()
+
+
+def test_the_examples_in_the_documentation_are_valid() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "read-models.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S)
+              if b.startswith("  - name:")]
+    assert len(blocks) == 3
+    models = [yaml.safe_load(block)[0] for block in blocks]
+    config = config_with(*models)
+    assert [m.method.value for m in config.read_models] == ["checkpoint", "audit", "sentinel"]

@@ -53,8 +53,27 @@ def test_a_restarted_projector_drops_the_lag_as_it_passes_heads() -> None:
     tracker = HeadTracker()
     for t in range(10):
         tracker.update(200.0 + t, 199.0, now=200.1 + t)
-    assert tracker.update(210.0, 205.5, now=210.1) == pytest.approx(210.1 - 206.0)
+    # It has passed heads seen up to 205.1, and its checkpoint is newer than that: events
+    # kept coming, so the oldest unprojected one follows the checkpoint.
+    assert tracker.update(210.0, 205.5, now=210.1) == pytest.approx(210.1 - 205.5)
     assert tracker.update(211.0, 211.0, now=211.1) == 0.0
+
+
+def test_steady_traffic_reads_the_checkpoint_age_not_a_quantized_bound() -> None:
+    # Ten events a second, projected once 0.5 s old, read once a second.
+    tracker = HeadTracker()
+    lags = [tracker.update(head=t - 0.01, checkpoint=t - 0.55, now=t)
+            for t in (100.0, 101.0, 102.0, 103.0)]
+    assert lags[0] == pytest.approx(0.01)  # no history yet: the lower bound
+    assert lags[1:] == pytest.approx([0.55] * 3)
+
+
+def test_a_first_event_after_an_idle_spell_is_dated_by_itself() -> None:
+    tracker = HeadTracker()
+    for t in (100.0, 101.0, 102.0):
+        assert tracker.update(head=50.0, checkpoint=50.0, now=t) == 0.0
+    # A new event at 102.7, not yet projected: its own age, not the checkpoint's (52 s).
+    assert tracker.update(head=102.7, checkpoint=50.0, now=103.0) == pytest.approx(0.3)
 
 
 def test_checkpoint_ahead_of_the_head_is_not_negative_lag() -> None:

@@ -305,3 +305,16 @@ def test_lag_observation_is_unknown_before_any_reading() -> None:
         (Check.READ_MODEL_SYNC_LAG, "projection", None)
     ]
 
+
+
+async def test_a_source_clock_ahead_of_ours_is_shown_and_never_makes_negative_lag() -> None:
+    probes, db, _ = build(checkpoint_model())
+    probe = probes[0]
+    db.head = int((NOW + 5.0) * 1e6)  # the writer's clock runs 5 s ahead
+    db.checkpoint = int((NOW - 1.0) * 1e6)
+    await probe.run()
+    assert probe.clock_ahead == pytest.approx(5.0)
+    assert probe.current_lag() == 0.0
+    db.head = int((NOW - 0.5) * 1e6)  # fixed
+    await probe.run()
+    assert probe.clock_ahead == 0.0
