@@ -38,15 +38,19 @@ MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
 MAX_PENDING = 10_000
 MAX_ERRORS_PER_RUN = 3
+"""After this many failed requests a run stops: the cluster is not answering."""
 MAX_IN_FLIGHT = 32
 """Lookups in flight at once: the budget paces their starts, this bounds a slow cluster."""
-"""After this many failed requests a run stops: the cluster is not answering."""
 MAX_REMEMBERED = 50_000
 """Rows already checked are remembered (by key and write time) so a run never counts one twice."""
 
 
 class Pacer:
-    """Spaces requests at least 1/rate apart, across runs, so no second holds more than `rate`."""
+    """Spaces requests at least 1/rate apart, across runs, so no second holds more than `rate`.
+
+    `wait` until the next request may go, then mark it `sent` as it goes: the spacing counts
+    from the actual send, so a send that is late does not let the next one bunch up on it.
+    """
 
     def __init__(
         self,
@@ -66,6 +70,8 @@ class Pacer:
     async def wait(self) -> None:
         while (delay := self._next - self._monotonic()) > 0:
             await self._sleep(delay)
+
+    def sent(self) -> None:
         self._next = max(self._next, self._monotonic()) + self.gap
 
 
@@ -167,11 +173,14 @@ class AuditProbe(ReadModelBase):
             run.stopped = True
             return False
         await self.pacer.wait()
-        self.queries += 1
         return True
 
     async def _send(self, run: _Run, query: str | PreparedStatement,
                     params: dict[str, Any] | None, datacenter: str) -> list[Any]:
+        """Send one request in its slot: nothing may await between `_slot` and this."""
+        self.pacer.sent()
+        self.queries += 1
+        # The driver call happens within this step, before the first await inside execute.
         return await self.connection.execute(
             query, params, datacenter=datacenter, consistency=self.read_model.consistency,
             timeout=max(0.1, run.answer_by - self.clock.monotonic()),
@@ -222,11 +231,12 @@ class AuditProbe(ReadModelBase):
         return (*values.values(), source[WRITTEN_AT])
 
     async def _check(self, run: _Run, lookup: PreparedStatement, key: tuple[Any, ...],
-                     source: dict[str, Any]) -> None:
+                     source: dict[str, Any], sending: asyncio.Future[None]) -> None:
         """Look one row up in the read model (its slot already taken) and judge it."""
         try:
-            rows = await self._send(run, lookup, bind(lookup, source, "lookup_query"),
-                                    self.datacenter)
+            values = bind(lookup, source, "lookup_query")
+            sending.set_result(None)
+            rows = await self._send(run, lookup, values, self.datacenter)
         except (DeclaredCqlError, asyncio.CancelledError):
             raise
         except Exception as exc:  # this row's lookup failed: the row is not judged
@@ -255,7 +265,12 @@ class AuditProbe(ReadModelBase):
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 if not await self._slot(run):
                     break
-                tasks.append(asyncio.create_task(self._check(run, lookup, key, source)))
+                # The lookup goes out from its own task (so several can be in flight); the
+                # next slot is waited for only once this one has actually been sent.
+                sending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                tasks.append(asyncio.create_task(
+                    self._check(run, lookup, key, source, sending)))
+                await asyncio.wait([sending, tasks[-1]], return_when=asyncio.FIRST_COMPLETED)
             results = await asyncio.gather(*tasks, return_exceptions=True)
         except asyncio.CancelledError:
             for task in tasks:
@@ -348,13 +363,13 @@ class AuditProbe(ReadModelBase):
                   ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
         """The sampled rows not judged or pending already (noting what the sample shows)."""
         now = self.clock.time()
-        self.set_clock_ahead([r[WRITTEN_AT] / 1e6 for r in rows if r.get(WRITTEN_AT)], now)
+        # A null dated column leaves a row with nothing to date it by: it is skipped.
+        dated = [r for r in rows if r.get(WRITTEN_AT) is not None]
+        written = [r[WRITTEN_AT] / 1e6 for r in dated]
+        self.set_clock_ahead(written, now)
+        run.recent = any(now - w <= self.settings.lag_window for w in written)
         seen: set[tuple[Any, ...]] = set()
-        for source in rows:
-            written = source.get(WRITTEN_AT)
-            if written is None:
-                continue  # the dated column is null in this row: nothing to date it by
-            run.recent |= now - written / 1e6 <= self.settings.lag_window
+        for source in dated:
             key = self._key(lookup, source)
             if key not in self.remembered and key not in self.pending and key not in seen:
                 seen.add(key)

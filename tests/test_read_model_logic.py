@@ -161,12 +161,24 @@ async def test_pacer_spaces_requests_and_never_bursts_after_idling() -> None:
     for _ in range(9):
         await pacer.wait()
         starts.append(clock.now)
+        pacer.sent()
     assert starts == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
     clock.now += 60.0  # idle for a minute: no saved-up burst afterwards
-    await pacer.wait()
-    await pacer.wait()
+    for _ in range(2):
+        await pacer.wait()
+        pacer.sent()
     assert clock.now == pytest.approx(62.25)
     assert pacer.next_slot == pytest.approx(62.5)
+
+
+async def test_pacer_counts_the_gap_from_a_late_send() -> None:
+    clock = FakeTime()
+    pacer = Pacer(4.0, clock.monotonic, clock.sleep)
+    await pacer.wait()
+    clock.now += 0.2  # the request went out 0.2 s after its slot
+    pacer.sent()
+    await pacer.wait()
+    assert clock.now == pytest.approx(0.45)
 
 
 # --- sentinel --------------------------------------------------------------------------
