@@ -1,15 +1,16 @@
 """Checkpoint method: the lag of a projection is the age of the oldest event it has not projected.
 
 Two declared queries are asked each run: the event store's head (the newest event's
-position) and the projector's checkpoint. The oldest unprojected event lies after the
-checkpoint and no later than the oldest head seen past it. Which end to report depends on
-what the exporter has seen:
+position) and the projector's checkpoint. The exporter remembers each head it sees and when.
+The oldest unprojected event came after the checkpoint, and after the last time the exporter
+saw a head the checkpoint has since reached (nothing newer existed then); and no later than
+the oldest head seen past the checkpoint. Which end to report depends on the traffic:
 
-- traffic flowing: the checkpoint has passed a head the exporter saw more recently than the
-  checkpoint's own time, so events kept coming; the oldest unprojected one follows the
-  checkpoint closely, and the lag is the checkpoint's age;
-- otherwise (after an idle spell, or with no history yet): the lag is the age of the oldest
-  head seen past the checkpoint, a lower bound that never invents lag for an idle store.
+- flowing (each run saw a new head): the oldest unprojected event follows that first bound
+  closely, so the lag is its age;
+- after an idle spell (the same head seen in two runs or more), or with no history yet: the
+  lag is the age of the oldest head seen past the checkpoint, a lower bound that never
+  invents lag for an idle store.
 
 Caught up (checkpoint at or past the head) is 0, however old the last event. While the
 projector is stuck the lag grows with the clock. Ages compare the exporter's clock with
@@ -31,15 +32,16 @@ MAX_TRACKED_HEADS = 4096
 
 
 class HeadTracker:
-    """The heads seen past the checkpoint (oldest first, each with when it was last seen)."""
+    """The heads seen past the checkpoint, oldest first, with when each was seen."""
 
-    def __init__(self, max_entries: int = MAX_TRACKED_HEADS) -> None:
+    def __init__(self, interval: float = 1.0, max_entries: int = MAX_TRACKED_HEADS) -> None:
+        self.interval = interval
         self.max_entries = max_entries
         self.heads: list[list[float]] = []
-        """[head position, exporter time it was last seen as the head], by position."""
-        self.quiet_until: float | None = None
-        """The last time a head was seen that the checkpoint has since reached: nothing
-        newer than the checkpoint existed then."""
+        """[position, first seen, last seen] of each head, by position."""
+        self.reached: list[float] | None = None
+        """The newest head the checkpoint has reached: nothing newer existed when it was last
+        seen, and seen more than once it marks an idle spell."""
         self.seen_anything = False
 
     def update(self, head: float | None, checkpoint: float | None, now: float) -> float | None:
@@ -48,26 +50,37 @@ class HeadTracker:
             self.seen_anything = True
         if head is not None:
             if self.heads and head == self.heads[-1][0]:
-                self.heads[-1][1] = now
+                self.heads[-1][2] = now
+            elif self.reached is not None and head == self.reached[0]:
+                self.reached[2] = now  # still the head: the store is idle
             elif not self.heads or head > self.heads[-1][0]:
-                self.heads.append([head, now])
+                self.heads.append([head, now, now])
                 if len(self.heads) > self.max_entries:
-                    # Keep the oldest, the newest and every other one: the bound holds.
+                    # Keep the oldest, the newest and every other one: the bounds hold.
                     self.heads = [self.heads[0], *self.heads[2:-1:2], self.heads[-1]]
         if checkpoint is not None:
             reached = bisect.bisect_right(self.heads, checkpoint, key=lambda entry: entry[0])
-            for _, seen in self.heads[:reached]:
-                self.quiet_until = max(self.quiet_until or seen, seen)
-            del self.heads[:reached]
+            if reached:
+                self.reached = self.heads[reached - 1]
+                del self.heads[:reached]
         if not self.seen_anything:
             return None
         if not self.heads:
             return 0.0
-        flowing = (checkpoint is not None and self.quiet_until is not None
-                   and self.quiet_until < checkpoint)
-        oldest = checkpoint if flowing else self.heads[0][0]
-        assert oldest is not None
-        return max(0.0, now - oldest)
+        return max(0.0, now - self._oldest_unprojected(checkpoint))
+
+    def _oldest_unprojected(self, checkpoint: float | None) -> float:
+        """When the oldest unprojected event was written, as well as can be told."""
+        oldest_seen, oldest_first_seen, _ = self.heads[0]
+        if checkpoint is None or self.reached is None:
+            return oldest_seen  # no history: the lower bound
+        _, first_seen, last_seen = self.reached
+        idle = last_seen > first_seen
+        # A gap in the readings (failed runs) leaves the traffic in between unknown.
+        watched = oldest_first_seen - last_seen <= 1.5 * self.interval
+        if (idle and last_seen >= checkpoint) or not watched:
+            return oldest_seen  # new events after an idle spell: date them by themselves
+        return min(max(checkpoint, last_seen), oldest_seen)
 
 
 class CheckpointProbe(ReadModelBase):
@@ -77,7 +90,7 @@ class CheckpointProbe(ReadModelBase):
         super().__init__(*args, **kwargs)
         assert self.read_model.checkpoint is not None
         self.settings = self.read_model.checkpoint
-        self.tracker = HeadTracker()
+        self.tracker = HeadTracker(self.schedule.interval)
         self.head: float | None = None
         self.position: float | None = None
 

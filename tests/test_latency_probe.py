@@ -119,9 +119,7 @@ async def test_healthy_cluster_p99s_are_far_under_thresholds_and_agree_with_exac
             series = query_series(probe, dc)
             labels = {"cassandra_datacenter": dc, "query": BUILTIN_QUERY}
             assert running.sample("cqrs_query_latency_p99_seconds", labels) == series.snapshot.p99
-            assert running.sample("cqrs_query_latency_samples", labels) == len(
-                taps[series.key].all
-            )
+            assert running.sample("cqrs_query_latency_samples", labels) == len(taps[series.key].all)
         command = command_series(probe)
         assert running.sample(
             "cqrs_command_latency_samples", {"cassandra_datacenter": write}
@@ -177,10 +175,14 @@ async def test_pausing_a_read_datacenter_raises_its_query_p99_and_counts_timeout
         try:
             # Long enough for well over 1 % of the window to be timeouts.
             await poll_until(
-                lambda: sum(
-                    1 for at, v in taps[paused_series.key].values if at > paused_at and v >= TIMEOUT
-                )
-                >= 5 * RATE,
+                lambda: (
+                    sum(
+                        1
+                        for at, v in taps[paused_series.key].values
+                        if at > paused_at and v >= TIMEOUT
+                    )
+                    >= 5 * RATE
+                ),
                 timeout=120,
                 interval=0.5,
                 message=f"timeouts recorded for {paused}",
@@ -255,20 +257,21 @@ def _create_shop(contact_points: list[str], write: str, datacenters: list[str]) 
         session = cluster.connect()
         replication = ", ".join(f"'{dc}': 1" for dc in datacenters)
         session.execute(
-            "CREATE KEYSPACE IF NOT EXISTS shop WITH replication = "
+            "CREATE KEYSPACE IF NOT EXISTS latency_shop WITH replication = "
             f"{{'class': 'NetworkTopologyStrategy', {replication}}}",
             timeout=60,
         )
         session.execute(
-            "CREATE TABLE IF NOT EXISTS shop.orders_by_customer (customer_id int, "
+            "CREATE TABLE IF NOT EXISTS latency_shop.orders_by_customer (customer_id int, "
             "created_at timestamp, order_id int, total decimal, status text, "
             "PRIMARY KEY ((customer_id), created_at, order_id)) "
             "WITH CLUSTERING ORDER BY (created_at DESC)",
             timeout=60,
         )
         insert = session.prepare(
-            "INSERT INTO shop.orders_by_customer (customer_id, created_at, order_id, total, "
-            "status) VALUES (?, toTimestamp(now()), ?, 9.99, 'PENDING')"
+            "INSERT INTO latency_shop.orders_by_customer "
+            "(customer_id, created_at, order_id, total, status) "
+            "VALUES (?, toTimestamp(now()), ?, 9.99, 'PENDING')"
         )
         for customer in range(CUSTOMERS):
             for order in range(customer % 7 + 1):
@@ -282,17 +285,15 @@ async def test_declared_read_model_queries_are_timed_per_datacenter_with_real_ke
 ) -> None:
     write = testbed_cluster.write_datacenter
     datacenters = [write, *testbed_cluster.read_datacenters]
-    await asyncio.to_thread(
-        _create_shop, list(testbed_cluster.contact_points), write, datacenters
-    )
+    await asyncio.to_thread(_create_shop, list(testbed_cluster.contact_points), write, datacenters)
     config = make_config(
         latency_overrides(
             queries=[
                 {
                     "name": "orders_by_customer",
                     "cql": "SELECT order_id, created_at, total, status "
-                    "FROM shop.orders_by_customer WHERE customer_id = ? LIMIT 20",
-                    "key_query": "SELECT DISTINCT customer_id FROM shop.orders_by_customer",
+                    "FROM latency_shop.orders_by_customer WHERE customer_id = ? LIMIT 20",
+                    "key_query": "SELECT DISTINCT customer_id FROM latency_shop.orders_by_customer",
                     "datacenters": list(testbed_cluster.read_datacenters),
                 }
             ],
@@ -317,9 +318,12 @@ async def test_declared_read_model_queries_are_timed_per_datacenter_with_real_ke
             labels = {"cassandra_datacenter": series.key.datacenter, "query": "orders_by_customer"}
             assert running.sample("cqrs_query_latency_samples", labels) == series.snapshot.count
             assert running.sample("cqrs_query_latency_p99_seconds", labels) is not None
-            assert running.sample(
-                "cqrs_query_duration_seconds_count", {**labels, "consistency": "LOCAL_ONE"}
-            ) == series.buckets.count
+            assert (
+                running.sample(
+                    "cqrs_query_duration_seconds_count", {**labels, "consistency": "LOCAL_ONE"}
+                )
+                == series.buckets.count
+            )
             # The keys bind and the query runs (a timeout or two is the machine's business).
             assert series.failures[FailureReason.ERROR] == 0
             assert series.failures[FailureReason.UNAVAILABLE] == 0
@@ -330,15 +334,18 @@ async def test_declared_read_model_queries_are_timed_per_datacenter_with_real_ke
 
         server = server_probe(running)
         await poll_until(
-            lambda: {
-                e.datacenter
-                for e in server.latencies
-                if (e.operation, e.keyspace, e.table) == ("read", "shop", "orders_by_customer")
-            }
-            == set(datacenters[1:]),
+            lambda: (
+                {
+                    e.datacenter
+                    for e in server.latencies
+                    if (e.operation, e.keyspace, e.table)
+                    == ("read", "latency_shop", "orders_by_customer")
+                }
+                == set(datacenters[1:])
+            ),
             timeout=60,
             interval=0.5,
-            message="server-side read latency of shop.orders_by_customer",
+            message="server-side read latency of latency_shop.orders_by_customer",
         )
         for dc in datacenters[1:]:
             value = running.sample(
@@ -346,7 +353,7 @@ async def test_declared_read_model_queries_are_timed_per_datacenter_with_real_ke
                 {
                     "operation": "read",
                     "cassandra_datacenter": dc,
-                    "keyspace": "shop",
+                    "keyspace": "latency_shop",
                     "table": "orders_by_customer",
                 },
             )
