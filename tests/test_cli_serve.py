@@ -15,13 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import free_port
+
 pytestmark = pytest.mark.cluster
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float) -> int:

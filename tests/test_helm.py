@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import free_port
 from tests.test_helm_image import FINAL, only
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -524,11 +524,6 @@ def test_checksum_config_rolls_the_pod_when_the_config_changes(chart: Chart) -> 
 
 # --- helm test ------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
