@@ -154,7 +154,9 @@ class CassandraConnection:
     def _connect_blocking(self) -> tuple[Cluster, Session]:
         cluster = self._build_cluster()
         try:
-            session = cluster.connect()
+            # Without waiting for every pool, a request pinned to a datacenter whose pool is
+            # still being opened fails at once with "Host has been marked down or removed".
+            session = cluster.connect(wait_for_all_pools=True)
         except BaseException:
             cluster.shutdown()
             raise

@@ -733,7 +733,7 @@ class TestbedCluster:
             token_metadata_enabled=False,
         )
         try:
-            yield cluster.connect()
+            yield cluster.connect(wait_for_all_pools=True)
         finally:
             cluster.shutdown()
 

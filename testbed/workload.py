@@ -260,7 +260,7 @@ class Workload:
             control_connection_timeout=10.0,
         )
         try:
-            return cluster, cluster.connect()
+            return cluster, cluster.connect(wait_for_all_pools=True)
         except BaseException:
             cluster.shutdown()
             raise

@@ -254,7 +254,7 @@ def _create_shop(contact_points: list[str], write: str, datacenters: list[str]) 
         max_schema_agreement_wait=60,
     )
     try:
-        session = cluster.connect()
+        session = cluster.connect(wait_for_all_pools=True)
         replication = ", ".join(f"'{dc}': 1" for dc in datacenters)
         session.execute(
             "CREATE KEYSPACE IF NOT EXISTS latency_shop WITH replication = "

@@ -87,7 +87,7 @@ SYNC_LAG_US = 1_500_000
 def session(testbed_cluster: TestbedCluster) -> Iterator[Session]:
     """The second domain's own application session, and its schema."""
     cluster = Cluster(testbed_cluster.contact_points, protocol_version=5)
-    session = cluster.connect()
+    session = cluster.connect(wait_for_all_pools=True)
     rf = ", ".join(f"'{dc}': 1" for dc in testbed_cluster.datacenters)
     for statement in SCHEMA:
         session.execute(statement.format(ks=KEYSPACE, rf=rf), timeout=60)

@@ -318,7 +318,7 @@ async def test_thousand_rounds_leave_one_live_row_per_writer_and_datacenter(
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profiles[WRITE], **profiles},
     )
-    session = await asyncio.to_thread(cluster.connect)
+    session = await asyncio.to_thread(cluster.connect, wait_for_all_pools=True)
     try:
         for dc in (WRITE, CA, EU):
             rows = session.execute(

@@ -46,7 +46,7 @@ def connect(address: str) -> Iterator[Session]:
         control_connection_timeout=10,
     )
     try:
-        yield cluster.connect()
+        yield cluster.connect(wait_for_all_pools=True)
     finally:
         cluster.shutdown()
 
