@@ -27,8 +27,9 @@ import time
 from typing import Any
 
 from bench.read_model_common import probe, running_exporter, save, testbed
+from exporter.config.read_models import EARLY_FAILURES
 from exporter.stats import estimate, quantile, wilson_interval
-from probes.read_model_base import EARLY_FAILURES, SyncFailure
+from probes.read_model_base import SyncFailure
 from testbed import TestbedCluster
 from testbed import workload_read_models as declared
 from testbed.workload import Knobs, SyncMode, Workload

@@ -18,8 +18,17 @@ class SchemaError(Exception):
 @dataclass(frozen=True)
 class Table:
     name: str
-    columns: str
-    """The body of CREATE TABLE: columns and primary key."""
+    key: tuple[tuple[str, str], ...]
+    """The primary-key columns and their CQL types."""
+    columns: tuple[tuple[str, str], ...]
+    """The regular columns and their CQL types; a missing one can be added in place."""
+    primary_key: str
+
+    @property
+    def body(self) -> str:
+        """The body of CREATE TABLE: columns and primary key."""
+        typed = ", ".join(f"{name} {cql_type}" for name, cql_type in (*self.key, *self.columns))
+        return f"{typed}, PRIMARY KEY ({self.primary_key})"
 
 
 TABLES: tuple[Table, ...] = (
@@ -29,15 +38,43 @@ TABLES: tuple[Table, ...] = (
     # regional heartbeat.
     Table(
         "replication_sentinels",
-        "writer_id text, source_datacenter text, incarnation uuid, sequence bigint, "
-        "written_at timestamp, PRIMARY KEY ((writer_id, source_datacenter))",
+        key=(("writer_id", "text"), ("source_datacenter", "text")),
+        columns=(("incarnation", "uuid"), ("sequence", "bigint"), ("written_at", "timestamp")),
+        primary_key="(writer_id, source_datacenter)",
     ),
     # A fixed ring of rows per writer, overwritten by the command latency probe.
     Table(
         "command_probe",
-        "writer_id text, slot int, sequence bigint, payload text, PRIMARY KEY ((writer_id, slot))",
+        key=(("writer_id", "text"), ("slot", "int")),
+        columns=(("sequence", "bigint"), ("payload", "text")),
+        primary_key="(writer_id, slot)",
     ),
 )
+
+
+@dataclass(frozen=True)
+class SchemaGaps:
+    """How the monitoring schema in the cluster differs from what the exporter needs."""
+
+    keyspace: str | None = None
+    """The keyspace itself, when it does not exist."""
+    tables: tuple[Table, ...] = ()
+    columns: tuple[tuple[Table, str, str], ...] = ()
+    """Regular columns missing from existing tables: (table, column, CQL type)."""
+    conflicts: tuple[str, ...] = ()
+    """What cannot be repaired in place: a key column missing, or a column of another type."""
+
+    def __bool__(self) -> bool:
+        return bool(self.keyspace or self.tables or self.columns or self.conflicts)
+
+    def names(self, keyspace: str) -> list[str]:
+        """What is missing, as `keyspace`, `keyspace.table` or `keyspace.table.column`."""
+        if self.keyspace:
+            return [self.keyspace]
+        return [
+            *(f"{keyspace}.{t.name}" for t in self.tables),
+            *(f"{keyspace}.{t.name}.{column} ({cql_type})" for t, column, cql_type in self.columns),
+        ]
 
 
 def keyspace_cql(config: Config) -> str:
@@ -50,7 +87,7 @@ def keyspace_cql(config: Config) -> str:
 
 
 def table_cql(config: Config, table: Table) -> str:
-    return f"CREATE TABLE IF NOT EXISTS {config.monitoring.keyspace}.{table.name} ({table.columns})"
+    return f"CREATE TABLE IF NOT EXISTS {config.monitoring.keyspace}.{table.name} ({table.body})"
 
 
 def schema_cql(config: Config) -> list[str]:
@@ -58,8 +95,8 @@ def schema_cql(config: Config) -> list[str]:
     return [keyspace_cql(config), *(table_cql(config, t) for t in TABLES)]
 
 
-async def missing_schema(config: Config, connection: CassandraConnection) -> list[str]:
-    """What of the monitoring schema does not exist, as `keyspace` or `keyspace.table`."""
+async def missing_schema(config: Config, connection: CassandraConnection) -> SchemaGaps:
+    """Compare the monitoring keyspace's tables and columns with what the probes write."""
     keyspace = config.monitoring.keyspace
     dc = config.datacenters.local_datacenter
     rows = await connection.execute(
@@ -68,28 +105,66 @@ async def missing_schema(config: Config, connection: CassandraConnection) -> lis
         datacenter=dc,
     )
     if not rows:
-        return [keyspace]
+        return SchemaGaps(keyspace=keyspace)
     rows = await connection.execute(
-        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
+        "SELECT table_name, column_name, type FROM system_schema.columns WHERE keyspace_name = %s",
         (keyspace,),
         datacenter=dc,
     )
-    present = {row.table_name for row in rows}
-    return [f"{keyspace}.{t.name}" for t in TABLES if t.name not in present]
+    present: dict[str, dict[str, str]] = {}
+    for row in rows:
+        present.setdefault(row.table_name, {})[row.column_name] = row.type
+    tables: list[Table] = []
+    columns: list[tuple[Table, str, str]] = []
+    conflicts: list[str] = []
+    for table in TABLES:
+        found = present.get(table.name)
+        if found is None:
+            tables.append(table)
+            continue
+        for column, cql_type in (*table.key, *table.columns):
+            actual = found.get(column)
+            where = f"{keyspace}.{table.name}.{column}"
+            if actual is None and (column, cql_type) in table.columns:
+                columns.append((table, column, cql_type))
+            elif actual is None:
+                conflicts.append(f"{where} is missing from the primary key")
+            elif actual != cql_type:
+                conflicts.append(f"{where} is {actual}, not {cql_type}")
+    return SchemaGaps(tables=tuple(tables), columns=tuple(columns), conflicts=tuple(conflicts))
 
 
 async def ensure_schema(config: Config, connection: CassandraConnection) -> None:
-    """Create the schema when `create_schema` is set; else check it, naming what is missing."""
-    missing = await missing_schema(config, connection)
-    if not missing:
+    """Create the schema when `create_schema` is set; else check it, naming what is missing.
+
+    With `create_schema`, missing tables are created and missing regular columns added (a
+    table from an older release); a key column or a type that differs is never changed in
+    place, since that would need the table dropped.
+    """
+    keyspace = config.monitoring.keyspace
+    gaps = await missing_schema(config, connection)
+    if not gaps:
         return
+    if gaps.conflicts:
+        raise SchemaError(
+            f"the monitoring schema cannot be used: {'; '.join(gaps.conflicts)}. Drop the "
+            f"table (it holds only probe rows) and let the exporter create it, or create it "
+            f"with the statements from `cqrs-exporter schema --config PATH`"
+        )
     if not config.monitoring.create_schema:
         raise SchemaError(
-            f"the monitoring schema is incomplete: missing {', '.join(missing)}. Create it with "
-            f"the statements from `cqrs-exporter schema --config PATH`, or set "
+            f"the monitoring schema is incomplete: missing {', '.join(gaps.names(keyspace))}. "
+            f"Create it with the statements from `cqrs-exporter schema --config PATH`, or set "
             f"monitoring.create_schema: true"
         )
     dc = config.datacenters.write
-    for statement in schema_cql(config):
+    statements = [
+        *schema_cql(config),
+        *(
+            f"ALTER TABLE {keyspace}.{table.name} ADD {column} {cql_type}"
+            for table, column, cql_type in gaps.columns
+        ),
+    ]
+    for statement in statements:
         await connection.execute(statement, datacenter=dc, write=True, timeout=30.0)
-    log.info("created the monitoring schema in keyspace %s", config.monitoring.keyspace)
+    log.info("created the monitoring schema in keyspace %s", keyspace)

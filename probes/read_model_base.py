@@ -15,12 +15,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import ReadModelConfig, SyncMethod
+from exporter.config.read_models import EARLY_FAILURES
 from exporter.results import Check, Observation
 from exporter.stats import RatioEstimate, WindowedCounts, estimate
 from probes.base import Probe, ProbeContext
 
-EARLY_FAILURES = 5
-"""With this many failures the Wilson interval is trustworthy before `min_checks` checks."""
 STALE_AFTER_INTERVALS = 3
 """A lag not refreshed for this many intervals is no longer reported (the probe is failing)."""
 

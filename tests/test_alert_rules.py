@@ -78,9 +78,15 @@ MUTATIONS = {
         "replication",
     ),
     "sync failures judged on the point estimate": (
-        "expr: read_model:cqrs_sync_failure_ratio:wilson_lower15m > 0.001",
-        "expr: read_model:cqrs_sync_failure_ratio:ratio15m > 0.001",
+        "read_model:cqrs_sync_failure_ratio:wilson_lower15m > 0.001",
+        "read_model:cqrs_sync_failure_ratio:ratio15m > 0.001",
         "a failure rate above 0.1% on too few checks does not fire",
+        "read_models",
+    ),
+    "sync failures judged without enough checks": (
+        "read_model:cqrs_sync_checks:increase15m >= 200",
+        "read_model:cqrs_sync_checks:increase15m >= 0",
+        "a failure rate is judged only from 200 checks or 5 failures",
         "read_models",
     ),
     "query p99 judged without enough samples": (

@@ -17,6 +17,11 @@ from exporter.config.base import Duration, StrictModel, format_duration, parse_d
 from exporter.config.cluster import Consistency
 from exporter.config.probes import ProbeSchedule
 
+EARLY_FAILURES = 5
+"""With this many failures in the window a sync failure ratio is judged before `min_checks`
+checks: the Wilson interval is then trustworthy."""
+DEFAULT_MIN_CHECKS = 200
+
 
 class SyncMethod(StrEnum):
     CHECKPOINT = "checkpoint"
@@ -246,7 +251,7 @@ class ReadModelConfig(ProbeSchedule):
     failure_window: Duration = 900.0
     """The sync failure ratio covers the checks of this long."""
     failure_window_slices: int = Field(default=15, ge=1, le=120)
-    min_checks: int = Field(default=200, ge=1)
+    min_checks: int = Field(default=DEFAULT_MIN_CHECKS, ge=1)
     """Below this many checks in the window the ratio's verdict is `insufficient data`,
     unless the window already holds `EARLY_FAILURES` failures. At 200, one failure alone
     never breaches 0.1 % (its Wilson lower bound is 0.088 %)."""

@@ -203,7 +203,9 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
         ),
         AlertRule(
             name="CqrsSyncFailureRateHigh",
-            expr=f"{SYNC_RATIO_LOWER} > {failure}",
+            expr=f"{SYNC_RATIO_LOWER} > {failure}\n"
+            f"and on (read_model)\n({SYNC_CHECKS} >= {settings.min_checks}\n"
+            f" or {SYNC_FAILURES} >= {settings.early_failures})",
             for_="5m",
             severity=settings.severity(Check.SYNC_FAILURE_RATE),
             summary="Read model {{ $labels.read_model }} fails more than "
@@ -211,8 +213,9 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             description="At least {{ $value | humanizePercentage }} of the sync checks of read "
             "model {{ $labels.read_model }} failed (missing or wrong rows) over the last "
             f"{SYNC_WINDOW}: the lower bound of the 95% confidence interval is above the "
-            f"{failure_h} threshold.",
-            inputs=(SYNC_RATIO, SYNC_RATIO_LOWER),
+            f"{failure_h} threshold (judged on at least {settings.min_checks} checks or "
+            f"{settings.early_failures} failures).",
+            inputs=(SYNC_RATIO, SYNC_RATIO_LOWER, SYNC_CHECKS, SYNC_FAILURES),
         ),
         AlertRule(
             name="CqrsReplicationSentinelsLost",

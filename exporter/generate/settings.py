@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from exporter.config import Config, LatencyConfig, ReplicationConfig, Thresholds
 from exporter.config.health import Severities, Severity
+from exporter.config.read_models import DEFAULT_MIN_CHECKS, EARLY_FAILURES
 from exporter.results import Check
 
 ALERT_SEVERITY = {Severity.DOWN: "critical", Severity.DEGRADED: "warning"}
@@ -24,6 +25,10 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     min_samples: int = LatencyConfig().min_samples
     """Below this many samples in the latency window a p99 is not judged (as in /health)."""
+    min_checks: int = DEFAULT_MIN_CHECKS
+    """Below this many sync checks in the window (and fewer than `early_failures` failures) a
+    failure ratio is not judged (as in /health); the smallest of the read models' own."""
+    early_failures: int = EARLY_FAILURES
     sentinel_timeout: float = ReplicationConfig().sentinel_timeout
     loop_lag_flag: float = LatencyConfig().loop_lag_flag
     """Event-loop lag beyond which the latency probe flags its timings as inflated."""
@@ -41,6 +46,9 @@ class Settings:
         return cls(
             thresholds=config.thresholds,
             min_samples=config.probes.latency.min_samples,
+            min_checks=min(
+                (model.min_checks for model in config.read_models), default=DEFAULT_MIN_CHECKS
+            ),
             sentinel_timeout=config.probes.replication.sentinel_timeout,
             loop_lag_flag=config.probes.latency.loop_lag_flag,
             severities=config.health.severities,
