@@ -33,9 +33,9 @@ from typing import Any
 
 import yaml
 
+from bench.common import save_results
 from testbed.cluster import TestbedCluster
 
-RESULTS = Path(__file__).parent / "results" / "health_latency.json"
 ENDPOINTS = ("/health", "/health?verbose", "/health/live", "/health/reads")
 GOAL_P99_MS = 5.0
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -187,10 +187,9 @@ def main() -> int:
     results["load_average_at_end"] = list(os.getloadavg())
     results["worst_p99_ms"] = worst
     results["goal_met"] = worst < GOAL_P99_MS
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    written = save_results("health_latency", results)
     print(f"worst p99 {worst} ms (goal < {GOAL_P99_MS} ms): "
-          f"{'met' if results['goal_met'] else 'missed'}; written to {RESULTS}")
+          f"{'met' if results['goal_met'] else 'missed'}; written to {written}")
     return 0
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
+from bench.common import save_results
 from exporter.config import parse_config
 from exporter.connection import CassandraConnection
 from exporter.event_loop import EventLoopMonitor
@@ -28,8 +27,6 @@ from probes.base import ProbeContext
 from probes.latency import LatencyProbe
 from probes.server_latency import ServerLatencyProbe
 from testbed.cluster import TestbedCluster
-
-RESULTS = Path(__file__).parent / "results" / "latency_cluster.json"
 
 
 def config_for(cluster: TestbedCluster, rate: float) -> Any:
@@ -155,9 +152,8 @@ def main() -> None:
                 f"{s['client_p50_ms']!s:>9}{s['client_p99_ms']!s:>9}{s['server_p99_ms']!s:>11}"
                 f"{sum(s['failures'].values()):>8}{s['missed_slots']:>8}{s['lagged_samples']:>8}"
             )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    written = save_results("latency_cluster", {"runs": runs})
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,14 @@ Writes bench/results/latency_quantiles.json.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from bench.common import save_results
 from exporter.quantiles import (
     BucketHistogram,
     SlidingHistogram,
@@ -24,7 +23,6 @@ from exporter.quantiles import (
 )
 from probes.latency_series import LatencySeries, Operation, SeriesKey
 
-RESULTS = Path(__file__).parent / "results" / "latency_quantiles.json"
 SIZES = (1_000, 10_000, 100_000)
 BOUNDS = latency_buckets((0.05, 0.1), highest=1.0)
 
@@ -134,9 +132,8 @@ def main() -> None:
         )
     for name, value in results["cost"].items():
         print(f"{name}: {value:.2f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    written = save_results("latency_quantiles", results)
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

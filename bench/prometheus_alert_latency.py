@@ -24,10 +24,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.common import save_results
 from testbed.cluster import TestbedCluster
 from tests.test_prometheus_e2e import PAUSED, SCRAPE_SECONDS, pause_until_firing, running_stack
-
-RESULTS = Path(__file__).resolve().parent / "results" / "prometheus_alert_latency.json"
 
 
 def exporter_config(cluster: TestbedCluster) -> dict[str, Any]:
@@ -100,10 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "stack_setup_s": round(setup, 1),
         "total_s": round(time.monotonic() - started, 1),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"wrote {save_results('prometheus_alert_latency', result)}")
     return 0
 
 

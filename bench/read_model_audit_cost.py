@@ -19,7 +19,8 @@ import sys
 import time
 from typing import Any
 
-from bench.read_model_common import probe, running_exporter, save, testbed
+from bench.common import save_results
+from bench.read_model_common import probe, running_exporter, testbed
 from testbed import TestbedCluster
 from testbed import workload_read_models as declared
 
@@ -129,7 +130,7 @@ def main() -> None:
         print(f"{row['setting']:>13} {row['budget_qps']:>7} {row['queries_per_second']:>7} "
               f"{row['busiest_second']:>11} {row['checks_per_second']:>9} "
               f"{row['queries_per_check']!s:>8} {row['exporter_cpu_ms_per_query']!s:>9}")
-    print(f"written to {save('read_model_audit_cost', {'runs': rows})}")
+    print(f"written to {save_results('read_model_audit_cost', {'runs': rows})}")
 
 
 if __name__ == "__main__":

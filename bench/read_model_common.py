@@ -7,11 +7,9 @@ A benchmark uses the testbed running in $CQRS_TESTBED_DIR (started with
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
 from exporter.config import parse_config
@@ -19,8 +17,6 @@ from exporter.service import Exporter
 from probes.read_model_base import ReadModelBase
 from testbed import TestbedCluster, TestbedError
 from testbed.cluster import default_base_dir
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @contextmanager
@@ -73,9 +69,3 @@ def probe(exporter: Exporter, name: str) -> ReadModelBase:
     return next(p for p in exporter.probes
                 if isinstance(p, ReadModelBase) and p.read_model.name == name)
 
-
-def save(name: str, figures: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    return path

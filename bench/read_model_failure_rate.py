@@ -26,7 +26,8 @@ import statistics
 import time
 from typing import Any
 
-from bench.read_model_common import probe, running_exporter, save, testbed
+from bench.common import save_results
+from bench.read_model_common import probe, running_exporter, testbed
 from exporter.config.read_models import EARLY_FAILURES
 from exporter.stats import estimate, quantile, wilson_interval
 from probes.read_model_base import SyncFailure
@@ -199,7 +200,7 @@ def main() -> None:
             print(f"{row['injected']:>7} {row['realized']:>9.5f} {row['reported']:>9.5f} "
                   f"{interval:>22} {row['breach_flagged']!s:>7} "
                   f"{row['missing']:>4}/{row['mismatch']:<5} {row['checks_to_settle']!s:>8}")
-    print(f"written to {save('read_model_failure_rate', figures)}")
+    print(f"written to {save_results('read_model_failure_rate', figures)}")
 
 
 if __name__ == "__main__":

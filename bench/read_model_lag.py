@@ -19,7 +19,8 @@ import statistics
 import time
 from typing import Any
 
-from bench.read_model_common import probe, running_exporter, save, testbed
+from bench.common import save_results
+from bench.read_model_common import probe, running_exporter, testbed
 from exporter.stats import quantile
 from testbed import TestbedCluster
 from testbed import workload_read_models as declared
@@ -140,7 +141,7 @@ def main() -> None:
                 print(f"{row['injected_seconds']:>9} {method:>10} {r['median']:>8} "
                       f"{r['p10']:>7} {r['p90']:>7} {r['error_of_median_percent']:>6} "
                       f"{r.get('truth_median', '-')!s:>9} {r.get('truth_p90', '-')!s:>9}")
-    print(f"written to {save('read_model_lag', figures)}")
+    print(f"written to {save_results('read_model_lag', figures)}")
 
 
 if __name__ == "__main__":

@@ -29,20 +29,18 @@ import random
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from bench.common import ensure_schema_retrying, save_results
 from exporter.clock import SystemClock
 from exporter.config import Config, parse_config
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
-from exporter.schema import ensure_schema
 from probes.base import ProbeContext
 from probes.replication import ReplicationProbe
 from probes.replication_heartbeat import HeartbeatProbe
 from testbed.cluster import TestbedCluster
 
-RESULTS = Path(__file__).parent / "results" / "replication_accuracy.json"
 TARGET = "eu-west"
 HEALTHY = 0.2
 
@@ -185,18 +183,6 @@ def quantiles(values: list[float]) -> dict[str, float]:
     }
 
 
-async def ensure_schema_retrying(config: Config, connection: CassandraConnection) -> None:
-    """A request right after connecting can meet a node the driver briefly holds for down."""
-    for attempt in range(30):
-        try:
-            await ensure_schema(config, connection)
-            return
-        except Exception:
-            if attempt == 29:
-                raise
-            await asyncio.sleep(1.0)
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     cluster = TestbedCluster.load()
     writer_config, regional_config = configs(cluster)
@@ -320,7 +306,6 @@ if __name__ == "__main__":
     logging.getLogger("exporter.scheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").setLevel(logging.CRITICAL)  # shutdown cancels running jobs
     result = asyncio.run(main(parse_args()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    written = save_results("replication_accuracy", result)
     report(result)
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {written}")

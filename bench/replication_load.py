@@ -21,20 +21,18 @@ import json
 import logging
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
+from bench.common import ensure_schema_retrying, save_results
 from exporter.config import Config, parse_config
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
-from exporter.schema import ensure_schema
 from probes.base import Probe, ProbeContext
 from probes.replication import ReplicationProbe
 from probes.replication_backlog import ReplicationBacklogProbe
 from probes.replication_heartbeat import HeartbeatProbe
 from testbed.cluster import TestbedCluster
 
-RESULTS = Path(__file__).parent / "results" / "replication_load.json"
 KEYSPACE = "cqrs_monitoring"
 SERVER_TABLES = (
     "coordinator_read_latency",
@@ -140,18 +138,6 @@ async def phase(
     return {"seconds": elapsed, "client_per_second": client, "server_per_second": server}
 
 
-async def ensure_schema_retrying(config: Config, connection: CassandraConnection) -> None:
-    """A request right after connecting can meet a node the driver briefly holds for down."""
-    for attempt in range(30):
-        try:
-            await ensure_schema(config, connection)
-            return
-        except Exception:
-            if attempt == 29:
-                raise
-            await asyncio.sleep(1.0)
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     cluster = TestbedCluster.load()
     writer_config, regional_config = configs(cluster)
@@ -222,6 +208,5 @@ if __name__ == "__main__":
     logging.getLogger("exporter.scheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").setLevel(logging.CRITICAL)  # shutdown cancels running jobs
     result = asyncio.run(main(parse_args()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    written = save_results("replication_load", result)
+    print(f"\nwrote {written}")

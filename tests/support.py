@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -26,6 +28,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_command(config: Path, listen: str = "127.0.0.1:0") -> list[str]:
+    """The argv of a real `cqrs-exporter serve` run by this interpreter."""
+    return [sys.executable, "-m", "exporter", "serve", "--config", str(config), "--listen", listen]
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import free_port
+from tests.support import free_port, serve_command
 
 pytestmark = pytest.mark.cluster
 
@@ -39,16 +38,7 @@ def test_serve_ends_within_ten_seconds_of_sigterm(
     config.write_text(yaml.safe_dump(testbed_config))
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
+        serve_command(config, f"127.0.0.1:{port}"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -90,16 +80,7 @@ def test_serve_reports_a_busy_port_without_traceback(
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "serve",
-                "--config",
-                str(config),
-                "--listen",
-                f"127.0.0.1:{port}",
-            ],
+            serve_command(config, f"127.0.0.1:{port}"),
             capture_output=True,
             text=True,
             timeout=60,

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import free_port
+from tests.support import free_port, serve_command
 from tests.test_helm_image import FINAL, only
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -545,16 +545,7 @@ def exporter_without_cassandra(tmp_path: Path) -> Iterator[str]:
     )
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
+        serve_command(config, f"127.0.0.1:{port}"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -42,7 +41,7 @@ from testbed.workload_read_models import (
     checkpoint_projection,
     sentinel_projection,
 )
-from tests.support import merge
+from tests.support import merge, serve_command
 
 pytestmark = [pytest.mark.cluster]
 
@@ -197,7 +196,7 @@ def start_exporter(name: str, config: dict[str, Any], directory: Path) -> tuple[
     address = f"127.0.0.1:{free_port()}"
     service = start(
         name,
-        [sys.executable, "-m", "exporter", "serve", "--config", str(path), "--listen", address],
+        serve_command(path, address),
         directory,
     )
     return service, address

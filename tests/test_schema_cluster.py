@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ import yaml
 from exporter.config import parse_config
 from exporter.connection import CassandraConnection
 from exporter.schema import ensure_schema, keyspace_cql, missing_schema, schema_cql
-from tests.support import poll_until
+from tests.support import poll_until, serve_command
 
 pytestmark = pytest.mark.cluster
 
@@ -27,8 +26,7 @@ def serve_until_exit(config: dict[str, Any], tmp_path: Path) -> subprocess.Compl
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return subprocess.run(
-        [sys.executable, "-m", "exporter", "serve", "--config", str(path), "--listen",
-         "127.0.0.1:0"],
+        serve_command(path),
         capture_output=True,
         text=True,
         timeout=180,
