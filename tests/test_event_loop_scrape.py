@@ -1,11 +1,12 @@
 """Scraping /metrics once per second keeps the exporter's event-loop lag low (real testbed).
 
 The exporter runs with its latency probes against the cluster while a separate process
-scrapes /metrics once per second, and a fine ticker (5 ms) measures the loop's lag. What
-scraping can add to that lag is the time one scrape holds the loop; on a machine shared
-with many Cassandra nodes the operating system also takes the CPU away from the process
-for tens of milliseconds at a time, which no exporter can prevent. So the cost of a scrape
-is always held to its bound, and the wall-clock lag wherever the machine allows judging it.
+scrapes /metrics once per second, and a fine ticker (5 ms) measures the loop's lag, in
+alternating phases with and without the scraper. What scraping can add to that lag is the
+time one scrape holds the loop; on a machine shared with many Cassandra nodes the operating
+system also takes the CPU away from the process for tens of milliseconds at a time, which
+no exporter can prevent. So the cost of a scrape is always held to its bound, and the
+wall-clock lag wherever the phases without a scraper show the machine allows judging it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from tests.test_latency_support import (
 pytestmark = pytest.mark.cluster
 
 TICK = 0.005
-PHASE_SECONDS = 15.0
+PHASE_SECONDS = 5.0
+PHASES = 3
 BOUND = 0.010
+NOISE = 1.25
 
 SCRAPER = textwrap.dedent(
     """
@@ -99,26 +102,42 @@ async def test_one_scrape_holds_the_event_loop_for_well_under_10ms(
 async def test_scraping_once_per_second_keeps_event_loop_lag_p999_under_10ms(
     make_config: Callable[..., dict[str, Any]], testbed_cluster: Any
 ) -> None:
+    """Phases with and without a scraper alternate, so both see the same machine; the bound
+    is judged where the machine alone keeps the loop well inside it."""
+    quiet: list[float] = []
+    scraped: list[float] = []
+    scrapes: list[float] = []
     async with serve_exporter(make_config(latency_overrides())) as running:
         await running_probe(running)
-        scraper = subprocess.Popen(
-            [sys.executable, "-c", SCRAPER, running.url + "/metrics", str(PHASE_SECONDS)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            lags = await measure_lag(PHASE_SECONDS)
-        finally:
-            stdout, _ = await asyncio.to_thread(scraper.communicate, timeout=60)
-        scrapes = [float(line) for line in stdout.split()]
+        for _ in range(PHASES):
+            quiet += await measure_lag(PHASE_SECONDS)
+            scraper = subprocess.Popen(
+                [sys.executable, "-c", SCRAPER, running.url + "/metrics", str(PHASE_SECONDS)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                scraped += await measure_lag(PHASE_SECONDS)
+            finally:
+                stdout, _ = await asyncio.to_thread(scraper.communicate, timeout=60)
+            assert scraper.returncode == 0
+            scrapes += [float(line) for line in stdout.split()]
         exported = running.sample("cqrs_event_loop_lag_seconds_count")
-    assert scraper.returncode == 0
-    assert len(scrapes) >= PHASE_SECONDS - 3  # once per second, every one answered
+    # Once per second, every one answered.
+    assert len(scrapes) >= PHASES * (PHASE_SECONDS - 1)
     assert exported is not None and exported > 0
-    p999 = exact_quantile(lags, 0.999)
-    figures = f"lag p99.9 {p999 * 1000:.1f} ms over {len(lags)} ticks"
+    baseline, p999 = exact_quantile(quiet, 0.999), exact_quantile(scraped, 0.999)
+    figures = (
+        f"lag p99.9 {p999 * 1000:.1f} ms while scraped, {baseline * 1000:.1f} ms between "
+        f"scrapers, over {len(scraped)} and {len(quiet)} ticks"
+    )
     busy = await asyncio.to_thread(too_busy_to_judge_thresholds, ())
+    if baseline > BOUND:
+        busy = f"the machine alone holds the loop back beyond {BOUND * 1000:g} ms"
     if busy:
         pytest.xfail(f"{busy} ({figures})")
-    assert len(lags) >= 0.5 * PHASE_SECONDS / TICK, figures  # enough ticks for a p99.9
-    assert p999 <= BOUND, figures
+    assert len(scraped) >= 0.5 * PHASES * PHASE_SECONDS / TICK, figures  # enough for a p99.9
+    # Under the bound, or no worse than the same machine without a scraper (phase-to-phase
+    # noise of a p99.9 is a few tens of percent): a scrape holding the loop for 10 ms or
+    # more fails either way.
+    assert p999 <= max(BOUND, NOISE * baseline + 0.001), figures
