@@ -69,7 +69,7 @@ class Exporter:
                     self.fatal.set_result(str(exc))
                 return
             except Exception as exc:
-                # A node may be briefly held down right after connecting, or the cluster gone
+                # A node just back from a fault may still be held down, or the cluster gone
                 # away again: check again until the schema is known (the probes say the rest).
                 log.warning(
                     "could not check the monitoring schema (%s); retrying in %.0f s",

@@ -23,8 +23,8 @@ HEALTHY = 0.2
 
 
 async def settled_connection(config: Any) -> Any:
-    """A connection whose first requests have succeeded: one right after connecting, or just
-    after a fault test, can meet a node the driver briefly holds for down."""
+    """A connection whose first requests have succeeded: just after a fault test the driver
+    can still hold a resumed node for down until it reconnects."""
     from exporter.connection import CassandraConnection
 
     connection = CassandraConnection(config)
