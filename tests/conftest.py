@@ -26,6 +26,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.flaky(reruns=CLUSTER_RERUNS, reruns_delay=2))
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say why each rerun test failed its first try (the rerun plugin names only the test)."""
+    reports = terminalreporter.stats.get("rerun", [])
+    if not reports:
+        return
+    terminalreporter.section("why tests were rerun")
+    for report in reports:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        reason = crash.message.splitlines()[0] if crash is not None else str(report.longrepr)
+        terminalreporter.write_line(f"{report.nodeid}: {reason[:300]}")
+
+
 @pytest.fixture(scope="session")
 def testbed_config(testbed_cluster: Any) -> dict[str, Any]:
     """A config (as a dict) for the session's real testbed cluster."""
