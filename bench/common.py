@@ -1,15 +1,23 @@
-"""What every benchmark shares: where its figures are written, and a schema that is in place."""
+"""What every benchmark shares: a testbed to run on, a schema in place, where figures go.
+
+A benchmark uses the testbed running in $CQRS_TESTBED_DIR (started with
+`python -m testbed up`) if there is one, otherwise it starts its own and stops it at the end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from exporter.config import Config
 from exporter.connection import CassandraConnection
 from exporter.schema import ensure_schema
+from testbed import TestbedCluster, TestbedError
+from testbed.cluster import default_base_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,3 +42,21 @@ async def ensure_schema_retrying(
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(1.0)
+
+
+@contextmanager
+def testbed() -> Iterator[TestbedCluster]:
+    """The running testbed, or a fresh one for the length of the benchmark."""
+    try:
+        cluster = TestbedCluster.load()
+        if cluster.is_running():
+            yield cluster
+            return
+    except TestbedError:
+        pass
+    cluster = TestbedCluster(base_dir=default_base_dir() / "bench")
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()

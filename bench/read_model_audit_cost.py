@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Any
 
-from bench.common import save_results
-from bench.read_model_common import probe, running_exporter, testbed
+from bench.common import save_results, testbed
+from bench.read_model_common import probe, running_exporter
 from testbed import TestbedCluster
 from testbed import workload_read_models as declared
 

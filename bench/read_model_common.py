@@ -1,40 +1,17 @@
-"""What the read-model benchmarks share: a testbed to run on, an exporter without HTTP, results.
-
-A benchmark uses the testbed running in $CQRS_TESTBED_DIR (started with
-`python -m testbed up`) if there is one, otherwise it starts its own and stops it at the end.
-"""
+"""What the read-model benchmarks share: an exporter without HTTP, and its probes."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from exporter.config import parse_config
 from exporter.service import Exporter
 from probes.read_model_base import ReadModelBase
-from testbed import TestbedCluster, TestbedError
-from testbed.cluster import default_base_dir
-
-
-@contextmanager
-def testbed() -> Iterator[TestbedCluster]:
-    """The running testbed, or a fresh one for the length of the benchmark."""
-    try:
-        cluster = TestbedCluster.load()
-        if cluster.is_running():
-            yield cluster
-            return
-    except TestbedError:
-        pass
-    cluster = TestbedCluster(base_dir=default_base_dir() / "bench")
-    cluster.up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
+from testbed import TestbedCluster
 
 
 def exporter_config(cluster: TestbedCluster, read_models: list[dict[str, Any]]) -> Any:

@@ -26,8 +26,8 @@ import statistics
 import time
 from typing import Any
 
-from bench.common import save_results
-from bench.read_model_common import probe, running_exporter, testbed
+from bench.common import save_results, testbed
+from bench.read_model_common import probe, running_exporter
 from exporter.config.read_models import EARLY_FAILURES
 from exporter.stats import estimate, quantile, wilson_interval
 from probes.read_model_base import SyncFailure

@@ -1,7 +1,8 @@
 """The /metrics view: a custom collector over cached state, registered on our own registry.
 
 `collect` runs on the event loop at scrape time and does no I/O: every value was left
-behind by a probe run on the probe's own schedule.
+behind by a probe run on the probe's own schedule. The families it yields are new objects
+each time, which is what lets `exporter.app` format them in another thread.
 """
 
 from __future__ import annotations
