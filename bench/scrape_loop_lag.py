@@ -19,7 +19,6 @@ import asyncio
 import logging
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from concurrent.futures import Executor, Future
@@ -34,21 +33,7 @@ from exporter.quantiles import exact_quantile
 from exporter.service import Exporter
 from probes.latency import LatencyProbe
 from testbed import TestbedCluster
-
-TICK = 0.005
-SCRAPER = textwrap.dedent(
-    """
-    import sys, time, urllib.request
-    url, seconds = sys.argv[1], float(sys.argv[2])
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        started = time.monotonic()
-        with urllib.request.urlopen(url, timeout=10) as response:
-            response.read()
-        print(round(time.monotonic() - started, 4), flush=True)
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
-    """
-)
+from tests.test_event_loop_scrape import SCRAPER, measure_lag
 
 
 class OnTheLoop(Executor):
@@ -72,16 +57,6 @@ def config_for(cluster: TestbedCluster) -> Any:
             "probes": {"replication": {"enabled": False}},
         }
     )
-
-
-async def lag_for(seconds: float) -> list[float]:
-    lags = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        expected = time.monotonic() + TICK
-        await asyncio.sleep(TICK)
-        lags.append(max(0.0, time.monotonic() - expected))
-    return lags
 
 
 def figures(lags: list[float]) -> dict[str, Any]:
@@ -122,7 +97,7 @@ async def measure(cluster: TestbedCluster, rounds: int, phase: float) -> dict[st
         for _ in range(rounds):
             for kind in lags:
                 if kind == "no_scraper":
-                    lags[kind] += await lag_for(phase)
+                    lags[kind] += await measure_lag(phase)
                     continue
                 # The handler reads the executor from the app at each request (the app is
                 # frozen once serving, hence its state mapping).
@@ -131,7 +106,7 @@ async def measure(cluster: TestbedCluster, rounds: int, phase: float) -> dict[st
                     [sys.executable, "-c", SCRAPER, url, str(phase)],
                     stdout=subprocess.PIPE, text=True,
                 )
-                lags[kind] += await lag_for(phase)
+                lags[kind] += await measure_lag(phase)
                 out, _ = await asyncio.to_thread(scraper.communicate, timeout=60)
                 scrapes[kind] += [float(v) for v in out.split()]
         app._state[RENDERER] = render_thread
