@@ -187,6 +187,12 @@ class CassandraConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._config.cluster.reconnect_max_delay)
 
+    def cluster_datacenters(self) -> set[str]:
+        """The datacenters of every host the driver knows, up or down (empty before connecting)."""
+        if self._cluster is None:
+            return set()
+        return {h.datacenter for h in self._cluster.metadata.all_hosts() if h.datacenter}
+
     def hosts(self, datacenter: str) -> list[Host]:
         """The hosts the driver knows in a datacenter (empty before connecting)."""
         if self._cluster is None:

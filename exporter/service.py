@@ -24,6 +24,24 @@ from probes.reachability import ReachabilityProbe
 log = logging.getLogger(__name__)
 
 
+def unknown_datacenters(config: Config, known: set[str]) -> str | None:
+    """What is wrong when configured datacenters are not the cluster's, or None.
+
+    The driver knows every host from the system tables, down or not, so a configured name
+    missing from them is a misspelling or the wrong cluster, not an outage: requests pinned
+    to it could never be served.
+    """
+    missing = [dc for dc in config.datacenters.all if dc not in known]
+    if not known or not missing:
+        return None
+    names = ", ".join(repr(dc) for dc in missing)
+    verb = "is not a datacenter" if len(missing) == 1 else "are not datacenters"
+    return (
+        f"datacenters: {names} {verb} of this cluster, whose datacenters are "
+        f"{', '.join(sorted(known))}"
+    )
+
+
 class Exporter:
     """Owns the connection, the probes and their runner; the HTTP app only reads from it."""
 
@@ -58,6 +76,12 @@ class Exporter:
 
     async def _connect(self) -> None:
         await self.connection.connect_until_established()
+        unknown = unknown_datacenters(self.config, self.connection.cluster_datacenters())
+        if unknown:
+            log.error("%s", unknown)
+            if self.fatal is not None and not self.fatal.done():
+                self.fatal.set_result(unknown)
+            return
         delay = 1.0
         while True:
             try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from exporter.app import create_app
@@ -33,6 +36,19 @@ def free_port() -> int:
 def serve_command(config: Path, listen: str = "127.0.0.1:0") -> list[str]:
     """The argv of a real `cqrs-exporter serve` run by this interpreter."""
     return [sys.executable, "-m", "exporter", "serve", "--config", str(config), "--listen", listen]
+
+
+def serve_until_exit(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run the real `cqrs-exporter serve` and wait for it to give up on its own."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        serve_command(path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import free_port, serve_command
+from tests.support import free_port, serve_command, serve_until_exit
 
 pytestmark = pytest.mark.cluster
 
@@ -88,3 +88,17 @@ def test_serve_reports_a_busy_port_without_traceback(
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_serve_names_a_datacenter_the_cluster_does_not_have_and_exits_2(
+    make_config: Any, tmp_path: Path
+) -> None:
+    config = make_config()
+    config["datacenters"]["read"] = ["ca-central", "eu-west1"]
+    result = serve_until_exit(config, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        "datacenters: 'eu-west1' is not a datacenter of this cluster, whose datacenters are "
+        "ca-central, eu-west, us-east"
+    ) in result.stderr

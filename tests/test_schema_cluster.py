@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from exporter.config import parse_config
 from exporter.connection import CassandraConnection
 from exporter.schema import ensure_schema, keyspace_cql, missing_schema, schema_cql
-from tests.support import poll_until, serve_command
+from tests.support import poll_until, serve_until_exit
 
 pytestmark = pytest.mark.cluster
-
-
-def serve_until_exit(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real `cqrs-exporter serve` and wait for it to give up on its own."""
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        serve_command(path),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def fresh_keyspace() -> str:
