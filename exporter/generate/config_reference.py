@@ -25,7 +25,10 @@ INTRO = """\
 
 One YAML file, given to `cqrs-exporter serve --config PATH` and checked by
 `cqrs-exporter check-config PATH`. Unknown keys are rejected. Every problem is reported at
-once, one line each, as `path.to.key: message`, and the command exits 2.
+once, one line each, as `path.to.key: message`, and the command exits 2. Once connected,
+`serve` also exits 2 when a configured datacenter is not one of the cluster's (the message
+lists the cluster's own) or when the monitoring schema is incomplete and
+`monitoring.create_schema` is off (the message names each missing table or column).
 
 - **duration**: a number and a unit: `250ms`, `1s`, `1.5s`, `5m`, `1h`, `1m30s`.
 - **ratio**: a fraction or a percentage: `0.001` or `0.1%`.
