@@ -41,6 +41,9 @@ CUSTOMERS = 40
 TIMEOUT = 1.0
 """probes.latency.timeout in these tests."""
 STRAY_TIMEOUTS = 0.05
+JUDGED_SAMPLES = 6 * MIN_SAMPLES
+"""Samples per stream before a healthy p99 is judged: 30 s at RATE, so the p99 is not the
+second-slowest of a few seconds' requests, which one stall of the host decides."""
 """The share of timeouts a busy machine may cause in a datacenter that is not paused."""
 
 
@@ -71,7 +74,7 @@ async def test_healthy_cluster_p99s_are_far_under_thresholds_and_agree_with_exac
         target = running.url.removeprefix("http://")
         with prometheus_scraping(target) as prometheus:
             await poll_until(
-                lambda: all(len(t.values) >= 3 * MIN_SAMPLES for t in taps.values()),
+                lambda: all(len(t.values) >= JUDGED_SAMPLES for t in taps.values()),
                 timeout=180,
                 interval=0.5,
                 message="samples in every stream",
