@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -173,6 +174,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def keyspace_name(text: str) -> str:
+    """A CQL keyspace name as argparse checks it: a letter, then letters, digits or _."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a keyspace name (a letter, then up to 47 letters, digits or _)"
+        )
+    return text
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import run_demo
 
@@ -183,7 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     setup_logging("INFO", "text")
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_demo(args.listen))
+        return asyncio.run(run_demo(args.listen, args.keyspace))
     return EXIT_OK
 
 
@@ -222,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the local testbed and the reference workload, and serve the exporter on them",
     )
     demo.add_argument("--listen", default="127.0.0.1:9469", metavar="HOST:PORT")
+    demo.add_argument(
+        "--keyspace",
+        type=keyspace_name,
+        help="keyspace of the reference workload (default: shop)",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

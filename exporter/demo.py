@@ -46,7 +46,8 @@ def demo_config(cluster: TestbedCluster, listen: str, keyspace: str = DEFAULT_KE
     return parse_config(data, "<demo>")
 
 
-async def run_demo(listen: str) -> int:
+async def run_demo(listen: str, keyspace: str | None = None) -> int:
+    keyspace = keyspace or DEFAULT_KEYSPACE
     from exporter.cli import EXIT_RUNTIME, _serve, parse_listen
 
     host, port = parse_listen(listen)
@@ -73,13 +74,14 @@ async def run_demo(listen: str) -> int:
     workload = Workload(
         cluster.contact_points,
         cluster.write_datacenter,
+        keyspace=keyspace,
         replication=dict.fromkeys(cluster.datacenters, 1),
         knobs=Knobs(rate=10.0, mode=SyncMode.PROJECTION),
     )
     try:
         await workload.start()
         log.info("reference workload running: 10 orders per second, read models by projection")
-        return await _serve(demo_config(cluster, listen), host, port)
+        return await _serve(demo_config(cluster, listen, keyspace), host, port)
     finally:
         with contextlib.suppress(Exception):
             await workload.stop(drain=2.0)

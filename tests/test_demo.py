@@ -1,0 +1,85 @@
+"""The README's `make run` path: `cqrs-exporter demo` on the testbed, with the reference workload.
+
+The demo reuses a testbed that is already running (here the suite's own, found through the
+same CQRS_TESTBED_DIR / CQRS_TESTBED_NET a newcomer's shell would have) and leaves it
+running when it stops; a keyspace of its own keeps its orders apart from other tests' data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.demo import demo_config
+from tests.support import free_port
+
+pytestmark = pytest.mark.cluster
+
+
+def lag_readings(url: str) -> dict[str, float]:
+    """cqrs_read_model_sync_lag_seconds per read model, as a scraper sees them."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {
+        sample.labels["read_model"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "cqrs_read_model_sync_lag_seconds"
+        for sample in family.samples
+    }
+
+
+def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
+    testbed_cluster: Any, tmp_path: Path
+) -> None:
+    keyspace = f"demo_{uuid.uuid4().hex[:8]}"
+    listen = f"127.0.0.1:{free_port()}"
+    expected = {m.name for m in demo_config(testbed_cluster, listen, keyspace).read_models}
+    log = tmp_path / "demo.log"
+    env = {
+        **os.environ,
+        "CQRS_TESTBED_DIR": str(testbed_cluster.base_dir),
+        "CQRS_TESTBED_NET": testbed_cluster.net,
+        "PYTHONUNBUFFERED": "1",
+    }
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", "--listen", listen,
+             "--keyspace", keyspace],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            readings: dict[str, float] = {}
+            while set(readings) != expected:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, (readings, log.read_text()[-3000:])
+                time.sleep(1.0)
+                readings = lag_readings(f"http://{listen}")
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "using the testbed already running" in text
+    assert "Traceback" not in text
+    # Every read model of the workload was measured, within the demo's own keyspace.
+    assert all(value >= 0 for value in readings.values()), readings
+    assert testbed_cluster.is_running()
