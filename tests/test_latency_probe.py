@@ -237,8 +237,13 @@ async def test_pausing_a_read_datacenter_raises_its_query_p99_and_counts_timeout
             series.refresh()
         readings = {(o.check, o.component): o for o in probe.observations()}
         assert readings[(Check.QUERY_LATENCY_P99, paused)].value == pytest.approx(TIMEOUT)
-        if not busy:
-            assert (readings[(Check.QUERY_LATENCY_P99, other)].value or 1.0) < QUERY_THRESHOLD
+        # The other read datacenter's reading is its own window's p99 (which also holds the
+        # first requests on fresh connections, so the threshold is judged on the stretch
+        # above), nowhere near the timeout the paused one sits at.
+        other_reading = readings[(Check.QUERY_LATENCY_P99, other)].value
+        other_samples = taps[query_series(probe, other).key].all
+        assert other_reading is not None and other_reading < TIMEOUT / 4, other_reading
+        assert other_reading == pytest.approx(exact_quantile(other_samples, 0.99), rel=0.02)
         # The server-side view lost the paused node, and only it.
         assert server_answered[paused] == 0
         assert server_answered[other] == 1 and server_answered[write] == 1
