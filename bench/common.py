@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from exporter.config import Config
 from exporter.connection import CassandraConnection
 from exporter.schema import ensure_schema
-from testbed import TestbedCluster, TestbedError
+from testbed import TestbedCluster
 from testbed.cluster import default_base_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,16 +48,22 @@ async def ensure_schema_retrying(
 @contextmanager
 def testbed() -> Iterator[TestbedCluster]:
     """The running testbed, or a fresh one for the length of the benchmark."""
-    try:
-        cluster = TestbedCluster.load()
-        if cluster.is_running():
-            yield cluster
-            return
-    except TestbedError:
-        pass
+    running = TestbedCluster.running()
+    if running is not None:
+        yield running
+        return
     cluster = TestbedCluster(base_dir=default_base_dir() / "bench")
     cluster.up()
     try:
         yield cluster
     finally:
         cluster.down()
+
+
+def quiet_logging() -> None:
+    """Warnings only, and none of the driver's or scheduler's noise when nodes are paused or
+    runs are cancelled at shutdown: a benchmark prints its own figures."""
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    logging.getLogger("exporter.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler").setLevel(logging.CRITICAL)

@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import random
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import ensure_schema_retrying, save_results
+from bench.common import ensure_schema_retrying, quiet_logging, save_results
 from exporter.clock import SystemClock
 from exporter.config import Config, parse_config
 from exporter.connection import CassandraConnection
@@ -301,10 +300,7 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-    logging.getLogger("exporter.scheduler").setLevel(logging.ERROR)
-    logging.getLogger("apscheduler").setLevel(logging.CRITICAL)  # shutdown cancels running jobs
+    quiet_logging()
     result = asyncio.run(main(parse_args()))
     written = save_results("replication_accuracy", result)
     report(result)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import time
 from collections import Counter
 from typing import Any
 
-from bench.common import ensure_schema_retrying, save_results
+from bench.common import ensure_schema_retrying, quiet_logging, save_results
 from exporter.config import Config, parse_config
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
@@ -203,10 +202,7 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-    logging.getLogger("exporter.scheduler").setLevel(logging.ERROR)
-    logging.getLogger("apscheduler").setLevel(logging.CRITICAL)  # shutdown cancels running jobs
+    quiet_logging()
     result = asyncio.run(main(parse_args()))
     written = save_results("replication_load", result)
     print(f"\nwrote {written}")

@@ -46,25 +46,17 @@ def demo_config(cluster: TestbedCluster, listen: str, keyspace: str = DEFAULT_KE
     return parse_config(data, "<demo>")
 
 
-def running_testbed() -> TestbedCluster | None:
-    """The testbed saved in $CQRS_TESTBED_DIR (or .testbed) if its nodes are running."""
-    try:
-        cluster = TestbedCluster.load()
-    except TestbedError:
-        return None
-    return cluster if cluster.is_running() else None
-
-
 async def run_demo(listen: str, keyspace: str | None = None) -> int:
     keyspace = keyspace or DEFAULT_KEYSPACE
     from exporter.cli import EXIT_RUNTIME, _serve, parse_listen
 
     host, port = parse_listen(listen)
     loop = asyncio.get_running_loop()
-    cluster = running_testbed() or TestbedCluster()
+    running = TestbedCluster.running()
+    cluster = running or TestbedCluster()
     started_here = False
     try:
-        if cluster.is_running():
+        if running is not None:
             log.info("using the testbed already running in %s", cluster.base_dir)
         else:
             log.info(

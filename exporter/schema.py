@@ -19,16 +19,16 @@ class SchemaError(Exception):
 class Table:
     name: str
     key: tuple[tuple[str, str], ...]
-    """The primary-key columns and their CQL types."""
+    """The partition-key columns and their CQL types (no clustering: rows never grow)."""
     columns: tuple[tuple[str, str], ...]
     """The regular columns and their CQL types; a missing one can be added in place."""
-    primary_key: str
 
     @property
     def body(self) -> str:
         """The body of CREATE TABLE: columns and primary key."""
         typed = ", ".join(f"{name} {cql_type}" for name, cql_type in (*self.key, *self.columns))
-        return f"{typed}, PRIMARY KEY ({self.primary_key})"
+        partition = ", ".join(name for name, _ in self.key)
+        return f"{typed}, PRIMARY KEY (({partition}))"
 
 
 TABLES: tuple[Table, ...] = (
@@ -40,14 +40,12 @@ TABLES: tuple[Table, ...] = (
         "replication_sentinels",
         key=(("writer_id", "text"), ("source_datacenter", "text")),
         columns=(("incarnation", "uuid"), ("sequence", "bigint"), ("written_at", "timestamp")),
-        primary_key="(writer_id, source_datacenter)",
     ),
     # A fixed ring of rows per writer, overwritten by the command latency probe.
     Table(
         "command_probe",
         key=(("writer_id", "text"), ("slot", "int")),
         columns=(("sequence", "bigint"), ("payload", "text")),
-        primary_key="(writer_id, slot)",
     ),
 )
 

@@ -78,9 +78,7 @@ class Exporter:
         await self.connection.connect_until_established()
         unknown = unknown_datacenters(self.config, self.connection.cluster_datacenters())
         if unknown:
-            log.error("%s", unknown)
-            if self.fatal is not None and not self.fatal.done():
-                self.fatal.set_result(unknown)
+            self._cannot_go_on(unknown)
             return
         delay = 1.0
         while True:
@@ -88,9 +86,7 @@ class Exporter:
                 await ensure_schema(self.config, self.connection)
                 return
             except SchemaError as exc:
-                log.error("%s", exc)
-                if self.fatal is not None and not self.fatal.done():
-                    self.fatal.set_result(str(exc))
+                self._cannot_go_on(str(exc))
                 return
             except Exception as exc:
                 # A node just back from a fault may still be held down, or the cluster gone
@@ -102,6 +98,12 @@ class Exporter:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+    def _cannot_go_on(self, message: str) -> None:
+        """Log why, and tell `serve` to stop with exit code 2 (a configuration problem)."""
+        log.error("%s", message)
+        if self.fatal is not None and not self.fatal.done():
+            self.fatal.set_result(message)
 
     async def stop(self) -> None:
         if self._connect_task is not None:

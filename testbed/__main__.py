@@ -107,15 +107,8 @@ def _print_nodes(cluster: TestbedCluster) -> None:
         print(f"  {node.dc:<14} {address:<16} {role:<5}  jmx {node.jmx_port}  pid {node.pid}")
 
 
-def _running_in(base_dir: Path) -> bool:
-    try:
-        return TestbedCluster.load(base_dir).is_running()
-    except TestbedError:
-        return False
-
-
 def _up(args: argparse.Namespace, base_dir: Path) -> int:
-    if _running_in(base_dir):
+    if TestbedCluster.running(base_dir) is not None:
         raise TestbedError(
             f"a testbed is already running in {base_dir}; run `python -m testbed down` first"
         )

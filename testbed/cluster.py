@@ -319,6 +319,15 @@ class TestbedCluster:
         tmp.replace(self.state_path)
 
     @classmethod
+    def running(cls, base_dir: Path | str | None = None) -> TestbedCluster | None:
+        """The testbed saved in `base_dir` if any of its nodes runs, else None."""
+        try:
+            cluster = cls.load(base_dir)
+        except TestbedError:
+            return None
+        return cluster if cluster.is_running() else None
+
+    @classmethod
     def load(cls, base_dir: Path | str | None = None) -> TestbedCluster:
         """The testbed whose state was saved in `base_dir` (by this or another process)."""
         directory = Path(base_dir if base_dir is not None else default_base_dir()).resolve()

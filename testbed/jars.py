@@ -111,9 +111,9 @@ def _marker_text(version: str) -> str:
 def _is_complete(folder: Path, version: str) -> bool:
     """Whether `folder` holds a finished download of `version` (not a partial one)."""
     try:
-        return (folder / MARKER).read_text() == _marker_text(version) and any(
-            folder.glob(f"cassandra-all-{version}.jar")
-        )
+        return (folder / MARKER).read_text() == _marker_text(version) and (
+            folder / f"cassandra-all-{version}.jar"
+        ).is_file()
     except OSError:
         return False
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from exporter.app import create_app
 from exporter.config import Config, parse_config
+from exporter.connection import CassandraConnection
 from exporter.service import Exporter
 
 T = TypeVar("T")
@@ -101,6 +102,24 @@ async def serve_exporter(config: Config | dict[str, Any]) -> AsyncIterator[Runni
             yield RunningExporter(exporter, f"http://127.0.0.1:{port}", http)
     finally:
         await runner.cleanup()
+
+
+async def answering_connection(config: Config, *, timeout: float = 90.0) -> CassandraConnection:
+    """A connection whose every configured datacenter has answered a request: just after a
+    fault test the driver can still hold a resumed node for down until it reconnects."""
+    connection = CassandraConnection(config)
+    await connection.connect()
+
+    async def answers() -> bool:
+        try:
+            for dc in config.datacenters.all:
+                await connection.execute("SELECT data_center FROM system.local", datacenter=dc)
+        except Exception:
+            return False
+        return True
+
+    await poll_until(answers, timeout=timeout, interval=0.5, message="every datacenter answers")
+    return connection
 
 
 async def poll_until(

@@ -10,7 +10,7 @@ import pytest
 
 from exporter.config import Consistency, parse_config
 from exporter.connection import CassandraConnection, NotConnected, profile_name
-from tests.support import poll_until
+from tests.support import answering_connection
 
 pytestmark = pytest.mark.cluster
 
@@ -19,19 +19,7 @@ pytestmark = pytest.mark.cluster
 async def connection(
     make_config: Callable[..., dict[str, Any]], testbed_cluster: Any
 ) -> AsyncIterator[CassandraConnection]:
-    conn = CassandraConnection(parse_config(make_config()))
-    await conn.connect()
-
-    async def every_datacenter_answers() -> bool:
-        # Right after the cluster starts the driver may still be opening its pools.
-        for dc in testbed_cluster.datacenters:
-            try:
-                await conn.execute("SELECT data_center FROM system.local", datacenter=dc)
-            except Exception:
-                return False
-        return True
-
-    await poll_until(every_datacenter_answers, timeout=60, interval=0.5, message="all DCs answer")
+    conn = await answering_connection(parse_config(make_config()), timeout=60)
     yield conn
     await conn.close()
 

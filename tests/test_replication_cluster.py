@@ -13,7 +13,7 @@ import pytest
 from exporter.results import Check
 from probes.replication import ReplicationProbe
 from probes.replication_backlog import ReplicationBacklogProbe
-from tests.support import RunningExporter, poll_until, serve_exporter
+from tests.support import RunningExporter, answering_connection, poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
 
@@ -22,31 +22,11 @@ POLL = 0.05
 HEALTHY = 0.2
 
 
-async def settled_connection(config: Any) -> Any:
-    """A connection whose first requests have succeeded: just after a fault test the driver
-    can still hold a resumed node for down until it reconnects."""
-    from exporter.connection import CassandraConnection
-
-    connection = CassandraConnection(config)
-    await connection.connect()
-
-    async def answers() -> bool:
-        try:
-            for dc in (WRITE, CA, EU):
-                await connection.execute("SELECT now() FROM system.local", datacenter=dc)
-        except Exception:
-            return False
-        return True
-
-    await poll_until(answers, timeout=90, interval=1.0, message="every datacenter answering")
-    return connection
-
-
 async def ensure_schema_retrying(config: Any) -> None:
     """Create the monitoring schema (the exporter checks it once, at start)."""
     from exporter.schema import ensure_schema
 
-    connection = await settled_connection(config)
+    connection = await answering_connection(config)
     try:
         await ensure_schema(config, connection)
     finally:
@@ -280,7 +260,7 @@ async def test_thousand_rounds_leave_one_live_row_per_writer_and_datacenter(
         for writer in writers
     ]
     await ensure_schema_retrying(configs[0])
-    connection = await settled_connection(configs[0])
+    connection = await answering_connection(configs[0])
     try:
         probes = [
             ReplicationProbe(ProbeContext(c, connection), c.probes.replication) for c in configs
