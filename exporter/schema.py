@@ -7,28 +7,13 @@ from dataclasses import dataclass
 
 from exporter.config import Config
 from exporter.connection import CassandraConnection
+from exporter.tables import Table
 
 log = logging.getLogger(__name__)
 
 
 class SchemaError(Exception):
     """The monitoring keyspace or one of its tables is missing and may not be created."""
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    key: tuple[tuple[str, str], ...]
-    """The partition-key columns and their CQL types (no clustering: rows never grow)."""
-    columns: tuple[tuple[str, str], ...]
-    """The regular columns and their CQL types; a missing one can be added in place."""
-
-    @property
-    def body(self) -> str:
-        """The body of CREATE TABLE: columns and primary key."""
-        typed = ", ".join(f"{name} {cql_type}" for name, cql_type in (*self.key, *self.columns))
-        partition = ", ".join(name for name, _ in self.key)
-        return f"{typed}, PRIMARY KEY (({partition}))"
 
 
 TABLES: tuple[Table, ...] = (

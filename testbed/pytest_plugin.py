@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import os
+
 import pytest
 
 from testbed.cluster import TestbedCluster, default_base_dir, default_net
@@ -23,9 +25,20 @@ def session_base_dir() -> str:
 def testbed_cluster() -> Iterator[TestbedCluster]:
     """A fresh cluster, one node per datacenter, started once per test session.
 
-    A cluster that cannot start makes the tests that use it error (never skip),
+    With CQRS_TESTBED_REUSE=1 the testbed already running in CQRS_TESTBED_DIR is used and
+    left running, so that several test sessions share one cluster instead of each starting
+    its own. A cluster that cannot start makes the tests that use it error (never skip),
     with the reason and the node's last log lines.
     """
+    if os.environ.get("CQRS_TESTBED_REUSE") == "1":
+        running = TestbedCluster.running()
+        if running is None:
+            raise RuntimeError(
+                f"CQRS_TESTBED_REUSE=1 but no testbed runs in {default_base_dir()} "
+                "(start one with `python -m testbed up`)"
+            )
+        yield running
+        return
     cluster = TestbedCluster(net=default_net(), base_dir=session_base_dir())
     cluster.up()
     try:
