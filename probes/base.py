@@ -70,3 +70,7 @@ class Probe(ABC):
     def observations(self) -> Iterable[Observation]:
         """Current readings for the health checks; no I/O."""
         return ()
+
+    def cassandra_up(self) -> bool | None:
+        """Whether Cassandra answers, for a probe that tells (`cqrs_up`); None: no opinion."""
+        return None

@@ -44,6 +44,9 @@ class ReachabilityProbe(Probe):
         known = [s.reachable for s in self._state.values() if s.reachable is not None]
         return any(known) if known else None
 
+    def cassandra_up(self) -> bool | None:
+        return bool(self.any_reachable)
+
     def reachable(self, datacenter: str) -> bool | None:
         return self._state[datacenter].reachable
 
