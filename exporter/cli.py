@@ -8,18 +8,12 @@ import contextlib
 import json
 import logging
 import re
-import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config, parse_listen
-
-EXIT_OK = 0
-EXIT_RUNTIME = 1
-EXIT_CONFIG = 2
+from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
 
 log = logging.getLogger("exporter")
 
@@ -86,46 +80,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(config: Config, host: str, port: int) -> int:
-    from exporter.app import create_app
-    from exporter.service import Exporter
-
-    exporter = Exporter(config)
-    app = create_app(exporter)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_timeout
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
-        await runner.cleanup()
-        return EXIT_RUNTIME
-    log.info("listening on http://%s:%d", host, port)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    assert exporter.fatal is not None
-    stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({stopping, exporter.fatal}, return_when=asyncio.FIRST_COMPLETED)
-    code = EXIT_OK
-    if exporter.fatal in done:
-        log.error("stopping: %s", exporter.fatal.result())
-        code = EXIT_CONFIG
-    else:
-        log.info("stopping on signal")
-    stopping.cancel()
-    try:
-        await asyncio.wait_for(runner.cleanup(), timeout=config.server.shutdown_timeout + 3)
-    except TimeoutError:
-        log.warning("shutdown did not finish in time; exiting anyway")
-    return code
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if isinstance(config, int):
@@ -138,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     setup_logging(config.server.log_level, config.server.log_format.value)
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_serve(config, host, port))
+        return asyncio.run(serve(config, host, port))
     return EXIT_OK
 
 

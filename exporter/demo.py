@@ -48,7 +48,8 @@ def demo_config(cluster: TestbedCluster, listen: str, keyspace: str = DEFAULT_KE
 
 async def run_demo(listen: str, keyspace: str | None = None) -> int:
     keyspace = keyspace or DEFAULT_KEYSPACE
-    from exporter.cli import EXIT_RUNTIME, _serve, parse_listen
+    from exporter.config import parse_listen
+    from exporter.serving import EXIT_RUNTIME, serve
 
     host, port = parse_listen(listen)
     loop = asyncio.get_running_loop()
@@ -81,7 +82,7 @@ async def run_demo(listen: str, keyspace: str | None = None) -> int:
     try:
         await workload.start()
         log.info("reference workload running: 10 orders per second, read models by projection")
-        return await _serve(demo_config(cluster, listen, keyspace), host, port)
+        return await serve(demo_config(cluster, listen, keyspace), host, port)
     finally:
         with contextlib.suppress(Exception):
             await workload.stop(drain=2.0)
