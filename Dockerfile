@@ -20,7 +20,6 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter/ exporter/
 COPY probes/ probes/
-COPY testbed/ testbed/
 # The project's wheel and a wheel for every dependency, so the next stage installs offline.
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
 
