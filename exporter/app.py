@@ -14,7 +14,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
-from exporter.health_http import HealthHandlers
+from exporter.health.http import HealthHandlers
 from exporter.service import Exporter
 
 EXPORTER = web.AppKey("exporter", Exporter)
@@ -90,5 +90,7 @@ def create_app(exporter: Exporter) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
-    HealthHandlers(exporter).add_routes(app)
+    HealthHandlers(
+        exporter.config.health, exporter.verdicts, exporter.liveness, exporter.ready
+    ).add_routes(app)
     return app

@@ -1,4 +1,4 @@
-"""The `cqrs-exporter` command: serve, check-config, schema."""
+"""The `cqrs-exporter` command: serve, check-config, schema, generate."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Sequence
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config, parse_listen
 from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
-
-log = logging.getLogger("exporter")
 
 
 class _JsonFormatter(logging.Formatter):
@@ -128,29 +125,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def keyspace_name(text: str) -> str:
-    """A CQL keyspace name as argparse checks it: a letter, then letters, digits or _."""
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a keyspace name (a letter, then up to 47 letters, digits or _)"
-        )
-    return text
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from exporter.demo import run_demo
-
-    try:
-        parse_listen(args.listen)
-    except ValueError as exc:
-        print(f"--listen: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_logging("INFO", "text")
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_demo(args.listen, args.keyspace))
-    return EXIT_OK
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cqrs-exporter",
@@ -160,10 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the exporter")
-    serve.add_argument("--config", required=True, metavar="PATH", help="YAML configuration file")
-    serve.add_argument("--listen", metavar="HOST:PORT", help="override server.listen")
-    serve.set_defaults(func=cmd_serve)
+    run = sub.add_parser("serve", help="run the exporter")
+    run.add_argument("--config", required=True, metavar="PATH", help="YAML configuration file")
+    run.add_argument("--listen", metavar="HOST:PORT", help="override server.listen")
+    run.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config", metavar="PATH")
@@ -177,21 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--config", metavar="PATH", help="take the thresholds from this file")
     gen.add_argument("--check", action="store_true", help="exit 1 if any file would change")
     gen.add_argument("--output", default=".", metavar="DIR", help="repository root (default .)")
-    gen.add_argument("--runbook-url", metavar="URL",
-                     help="base URL of the runbooks that alerts link to (default: this "
-                     "project's docs/runbooks.md)")
+    gen.add_argument(
+        "--runbook-url",
+        metavar="URL",
+        help="base URL of the runbooks that alerts link to (default: this project's "
+        "docs/runbooks.md)",
+    )
     gen.set_defaults(func=cmd_generate)
-    demo = sub.add_parser(
-        "demo",
-        help="start the local testbed and the reference workload, and serve the exporter on them",
-    )
-    demo.add_argument("--listen", default="127.0.0.1:9469", metavar="HOST:PORT")
-    demo.add_argument(
-        "--keyspace",
-        type=keyspace_name,
-        help="keyspace of the reference workload (default: shop)",
-    )
-    demo.set_defaults(func=cmd_demo)
+
     return parser
 
 

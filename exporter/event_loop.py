@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter.metric_catalogue import EVENT_LOOP_LAG
 from exporter.quantiles import BucketHistogram, QuantileSnapshot, SlidingHistogram
 
 DEFAULT_TICK = 0.05
@@ -129,11 +130,11 @@ class EventLoopMonitor:
         return self.window.snapshot()
 
     def collect(self) -> Iterable[Metric]:
-        family = HistogramMetricFamily(
-            "cqrs_event_loop_lag_seconds",
+        """The lag histogram; the monitor is the event loop's collector on the registry."""
+        family = EVENT_LOOP_LAG.family(
             f"How much later than asked the exporter's event loop woke from a "
-            f"{self.tick:g} s sleep. A late loop inflates the latencies it times.",
-            labels=[],
+            f"{self.tick:g} s sleep. A late loop inflates the latencies it times."
         )
+        assert isinstance(family, HistogramMetricFamily)
         family.add_metric([], self.buckets.buckets(), self.buckets.sum)
         yield family

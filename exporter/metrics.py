@@ -1,15 +1,18 @@
-"""The /metrics view: a custom collector over cached state, registered on our own registry.
+"""The exporter's own metrics registry, and the runner's self metrics on it.
 
-`collect` runs on the event loop at scrape time and does no I/O: every value was left
-behind by a probe run on the probe's own schedule. The families it yields are new objects
-each time, which is what lets `exporter.app` format them in another thread.
+The registry holds one collector per concern, in the order /metrics shows them: the
+runner's self metrics, one per probe family, health, the event loop. Each collector reads
+only the narrow state it is given, on the event loop at scrape time, and does no I/O:
+every value was left behind by a probe run on the probe's own schedule. The families each
+`collect` yields are new objects every time, which is what lets `exporter.app` format them
+in another thread.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -17,54 +20,65 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter import metric_catalogue as catalogue
+from exporter.metric_catalogue import MetricSpec
 from exporter.results import FailureReason
+from exporter.scheduler import ProbeRunState
 
-if TYPE_CHECKING:
-    from exporter.service import Exporter
+FamilyT = TypeVar("FamilyT", bound=Metric)
 
 
-class ExporterCollector(Collector):
-    def __init__(self, exporter: Exporter) -> None:
-        self._exporter = exporter
+def _family(kind: type[FamilyT], spec: MetricSpec, documentation: str) -> FamilyT:
+    family = spec.family(documentation)
+    assert isinstance(family, kind), spec
+    return family
+
+
+class RunnerCollector(Collector):
+    """Build info, whether Cassandra answers, and what each probe's runs left in the runner."""
+
+    def __init__(self, states: Mapping[str, ProbeRunState], up: Callable[[], bool]) -> None:
+        self._states = states
+        self._up = up
 
     def collect(self) -> Iterable[Metric]:
-        exporter = self._exporter
-        build = InfoMetricFamily(
-            "cqrs_exporter_build", "Version of the CQRS exporter and of its Python runtime."
+        build = _family(
+            InfoMetricFamily,
+            catalogue.EXPORTER_BUILD,
+            "Version of the CQRS exporter and of its Python runtime.",
         )
         build.add_metric([], {"version": __version__, "python_version": platform.python_version()})
         yield build
 
-        yield GaugeMetricFamily(
-            "cqrs_up",
+        yield catalogue.UP.family(
             "1 while Cassandra answers the exporter (a session is established and a datacenter "
             "answered the last reachability probe), 0 otherwise.",
-            value=1.0 if exporter.cassandra_up() else 0.0,
+            value=1.0 if self._up() else 0.0,
         )
 
-        success = GaugeMetricFamily(
-            "cqrs_probe_success",
+        success = _family(
+            GaugeMetricFamily,
+            catalogue.PROBE_SUCCESS,
             "1 if the probe's last run succeeded, 0 if it failed.",
-            labels=["probe"],
         )
-        duration = GaugeMetricFamily(
-            "cqrs_probe_duration_seconds", "How long the probe's last run took.", labels=["probe"]
+        duration = _family(
+            GaugeMetricFamily, catalogue.PROBE_DURATION, "How long the probe's last run took."
         )
-        last_success = GaugeMetricFamily(
-            "cqrs_probe_last_success_timestamp_seconds",
+        last_success = _family(
+            GaugeMetricFamily,
+            catalogue.PROBE_LAST_SUCCESS,
             "Unix time at which the probe last succeeded.",
-            labels=["probe"],
         )
-        runs = CounterMetricFamily("cqrs_probe_runs", "Probe runs completed.", labels=["probe"])
-        failures = CounterMetricFamily(
-            "cqrs_probe_failures", "Probe runs that failed, by reason.", labels=["probe", "reason"]
+        runs = _family(CounterMetricFamily, catalogue.PROBE_RUNS, "Probe runs completed.")
+        failures = _family(
+            CounterMetricFamily, catalogue.PROBE_FAILURES, "Probe runs that failed, by reason."
         )
-        skipped = CounterMetricFamily(
-            "cqrs_probe_skipped_runs",
+        skipped = _family(
+            CounterMetricFamily,
+            catalogue.PROBE_SKIPPED,
             "Scheduled probe runs skipped because the previous run was still going.",
-            labels=["probe"],
         )
-        for name, state in exporter.runner.states.items():
+        for name, state in self._states.items():
             if state.last_outcome is not None:
                 success.add_metric([name], 1.0 if state.last_outcome.success else 0.0)
             if state.last_duration is not None:
@@ -77,12 +91,10 @@ class ExporterCollector(Collector):
                 failures.add_metric([name, reason.value], state.failures[reason])
         yield from (success, duration, last_success, runs, failures, skipped)
 
-        for probe in exporter.probes:
-            yield from probe.collect()
-        yield from exporter.extra_metrics()
 
-
-def build_registry(exporter: Exporter) -> CollectorRegistry:
+def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
+    """A registry of its own (not the process-wide default), collecting in the given order."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ExporterCollector(exporter))
+    for collector in collectors:
+        registry.register(collector)
     return registry

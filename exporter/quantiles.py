@@ -23,7 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
-from prometheus_client.utils import floatToGoString
+from prometheus_client.utils import floatToGoString as _untyped_go_string
+
+_go_string: Callable[[float], str] = _untyped_go_string
+"""How the exposition formats a bucket bound (`le`), typed."""
 
 MICROS_PER_SECOND = 1_000_000
 SIGNIFICANT_FIGURES = 3
@@ -181,7 +184,9 @@ class SlidingHistogram:
         def at(q: float) -> float:
             rank = max(1, math.ceil(q * total))
             index = bisect.bisect_left(cumulative, rank)
-            value = merged.get_highest_equivalent_value(merged.get_value_from_index(index))
+            value: int = merged.get_highest_equivalent_value(
+                merged.get_value_from_index(index)
+            )
             # The bucket's top can exceed the largest sample; never report above it.
             return min(value, top) / MICROS_PER_SECOND
 
@@ -252,7 +257,7 @@ class BucketHistogram:
         if list(bounds) != sorted(set(bounds)):
             raise ValueError("bucket bounds must be strictly increasing")
         self.bounds = tuple(bounds)
-        self._labels = (*(floatToGoString(b) for b in self.bounds), "+Inf")
+        self._labels = (*(_go_string(b) for b in self.bounds), "+Inf")
         self._counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
         self.count = 0

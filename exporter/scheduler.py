@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from exporter.clock import Clock, SystemClock
 from exporter.connection import classify, describe
 from exporter.results import FailureReason, ProbeOutcome
-from probes.base import Probe
+from probes.registry import Probe
 
 log = logging.getLogger(__name__)
 

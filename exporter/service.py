@@ -5,21 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-
-from prometheus_client.metrics_core import Metric
 
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config
 from exporter.connection import CassandraConnection, describe
 from exporter.event_loop import EventLoopMonitor
-from exporter.health import HealthEvaluator, HealthMonitor, HealthSnapshot, probe_readings
-from exporter.health_metrics import health_metrics
-from exporter.metrics import build_registry
+from exporter.health.evaluation import HealthEvaluator
+from exporter.health.metrics import HealthCollector
+from exporter.health.monitor import HealthMonitor
+from exporter.health.readings import probe_readings
+from exporter.health.snapshot import HealthSnapshot
+from exporter.metrics import RunnerCollector, build_registry
 from exporter.scheduler import ProbeRunner
 from exporter.schema import SchemaError, ensure_schema
-from probes import ProbeContext, build_probes
-from probes.reachability import ReachabilityProbe
+from probes import registry as probe_api
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +48,8 @@ class Exporter:
         self.config = config
         self.clock = clock or SystemClock()
         self.connection = CassandraConnection(config)
-        self.context = ProbeContext(config, self.connection, self.clock)
-        self.probes = build_probes(self.context)
+        self.context = probe_api.ProbeContext(config, self.connection, self.clock)
+        self.probes = probe_api.build_probes(self.context)
         self.runner = ProbeRunner(self.probes, self.clock)
         self.health = HealthMonitor(
             HealthEvaluator(config, self.clock),
@@ -58,13 +57,19 @@ class Exporter:
             config.health.evaluation_interval,
         )
         self.loop_monitor = EventLoopMonitor()
-        self.registry = build_registry(self)
+        self.registry = build_registry(
+            [
+                RunnerCollector(self.runner.states, self.cassandra_up),
+                *probe_api.family_collectors(self.probes),
+                HealthCollector(self.verdicts, config),
+                self.loop_monitor,
+            ]
+        )
+        """What /metrics shows, in this order: self metrics, each probe family, health, the
+        event loop."""
         self.fatal: asyncio.Future[str] | None = None
         """Set with a message when the exporter cannot go on (e.g. missing schema)."""
         self._connect_task: asyncio.Task[None] | None = None
-        self._reachability = next(
-            (p for p in self.probes if isinstance(p, ReachabilityProbe)), None
-        )
 
     async def start(self) -> None:
         """Start connecting in the background and start the probes; never waits on Cassandra."""
@@ -116,11 +121,12 @@ class Exporter:
         await self.connection.close()
 
     def cassandra_up(self) -> bool:
-        if not self.connection.connected:
-            return False
-        if self._reachability is None:
-            return True
-        return bool(self._reachability.any_reachable)
+        """A session is established and no probe that tells says Cassandra does not answer."""
+        return self.connection.connected and probe_api.cassandra_up(self.probes)
+
+    def liveness(self) -> dict[str, bool]:
+        """Liveness is about the process: its probe scheduler and its health evaluation run."""
+        return {"probe_scheduler": self.runner.alive(), "health_evaluation": self.health.alive()}
 
     def ready(self) -> dict[str, bool]:
         """Readiness is about the exporter: config loaded, session established, first round run."""
@@ -133,7 +139,3 @@ class Exporter:
     def verdicts(self) -> HealthSnapshot:
         """The latest health evaluation (made on a fixed cadence, never at request time)."""
         return self.health.snapshot
-
-    def extra_metrics(self) -> Iterable[Metric]:
-        yield from health_metrics(self.health.snapshot, self.config)
-        yield from self.loop_monitor.collect()

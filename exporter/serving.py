@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from aiohttp import web
 
@@ -44,12 +45,14 @@ async def serve(config: Config, host: str, port: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    assert exporter.fatal is not None
+    fatal = exporter.fatal
+    assert fatal is not None
     stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({stopping, exporter.fatal}, return_when=asyncio.FIRST_COMPLETED)
+    ends: set[asyncio.Future[Any]] = {stopping, fatal}
+    done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
     code = EXIT_OK
-    if exporter.fatal in done:
-        log.error("stopping: %s", exporter.fatal.result())
+    if fatal in done:
+        log.error("stopping: %s", fatal.result())
         code = EXIT_CONFIG
     else:
         log.info("stopping on signal")

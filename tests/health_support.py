@@ -7,7 +7,9 @@ from typing import Any
 
 from exporter.clock import FakeClock
 from exporter.config import Config, parse_config
-from exporter.health import HealthEvaluator, HealthSnapshot, ProbeReading
+from exporter.health.evaluation import HealthEvaluator
+from exporter.health.readings import ProbeReading
+from exporter.health.snapshot import HealthSnapshot
 from exporter.results import Check, Observation
 from tests.support import merge
 

@@ -7,18 +7,11 @@ import math
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.registry import Collector
 
-from exporter.health import (
-    Hysteresis,
-    ProbeReading,
-    Reason,
-    Status,
-    judge,
-    probe_readings,
-    worst,
-)
-from exporter.health_metrics import health_metrics
+from exporter.health.hysteresis import Hysteresis
+from exporter.health.metrics import HealthCollector
+from exporter.health.readings import ProbeReading, probe_readings
+from exporter.health.verdicts import Reason, Status, judge, worst
 from exporter.results import Check, Observation
 from tests.health_support import Harness, health_config, lag, statuses, write_path
 
@@ -310,12 +303,8 @@ def test_no_observation_yet_is_unknown_with_a_reason() -> None:
 
 
 def _registry(harness: Harness) -> CollectorRegistry:
-    class Health(Collector):
-        def collect(self):  # type: ignore[no-untyped-def]
-            return health_metrics(harness.evaluator.snapshot, harness.config)
-
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Health())
+    registry.register(HealthCollector(lambda: harness.evaluator.snapshot, harness.config))
     return registry
 
 

@@ -20,8 +20,8 @@ import pytest
 from aiohttp import web
 
 from exporter.config import Config
-from exporter.health import ProbeReading
-from exporter.health_http import HealthHandlers
+from exporter.health.http import HealthHandlers
+from exporter.health.readings import ProbeReading
 from exporter.results import Check, Observation
 from exporter.service import Exporter
 from tests.health_support import health_config, lag, write_path
@@ -66,7 +66,9 @@ class Driven:
 async def driven(config: Config) -> AsyncIterator[Driven]:
     exporter = Exporter(config)
     app = web.Application()
-    HealthHandlers(exporter).add_routes(app)
+    HealthHandlers(
+        config.health, exporter.verdicts, exporter.liveness, exporter.ready
+    ).add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -11,7 +11,7 @@ from exporter.config import ProbeSchedule, parse_config
 from exporter.connection import CassandraConnection, NotConnected
 from exporter.results import FailureReason, ProbeOutcome
 from exporter.scheduler import ProbeRunner
-from probes.base import Probe, ProbeContext
+from probes.registry import Probe, ProbeContext
 from tests.support import poll_until
 
 CONFIG = parse_config(

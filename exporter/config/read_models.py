@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from string import Template
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field, field_validator, model_validator
 
@@ -266,7 +266,7 @@ class ReadModelConfig(ProbeSchedule):
         if not isinstance(data, dict):
             return data
         try:
-            method = SyncMethod(data.get("method"))
+            method = SyncMethod(cast(str, data.get("method")))
         except ValueError:
             return data
         interval, timeout = DEFAULT_SCHEDULES[method]

@@ -7,14 +7,24 @@ exist before the first breach and `== 1` selects the current state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from exporter import metric_catalogue as catalogue
 from exporter.config import Config
-from exporter.health import HealthSnapshot, Status, threshold_for
+from exporter.health.snapshot import HealthSnapshot
+from exporter.health.verdicts import Status, threshold_for
+from exporter.metric_catalogue import MetricSpec
 from exporter.results import Check
+
+
+def _gauge(spec: MetricSpec, documentation: str) -> GaugeMetricFamily:
+    family = spec.family(documentation)
+    assert isinstance(family, GaugeMetricFamily), spec
+    return family
 
 
 def _states(current: Status) -> Iterable[tuple[str, float]]:
@@ -23,19 +33,17 @@ def _states(current: Status) -> Iterable[tuple[str, float]]:
 
 
 def health_metrics(snapshot: HealthSnapshot, config: Config) -> Iterable[Metric]:
-    overall = GaugeMetricFamily(
-        "cqrs_health_overall_status",
+    overall = _gauge(
+        catalogue.HEALTH_OVERALL_STATUS,
         "The overall health verdict as a state set: 1 for the current status, 0 for the others.",
-        labels=["status"],
     )
     for status, value in _states(snapshot.overall.status):
         overall.add_metric([status], value)
 
-    checks = GaugeMetricFamily(
-        "cqrs_health_status",
+    checks = _gauge(
+        catalogue.HEALTH_STATUS,
         "Each health check's verdict (worst of its components, after hysteresis) as a state "
         "set: 1 for the current status, 0 for the others. UNKNOWN until a probe reports it.",
-        labels=["check", "status"],
     )
     for check in Check:
         aggregate = snapshot.overall.checks.get(check)
@@ -43,29 +51,26 @@ def health_metrics(snapshot: HealthSnapshot, config: Config) -> Iterable[Metric]
         for status, value in _states(current):
             checks.add_metric([check.value, status], value)
 
-    components = GaugeMetricFamily(
-        "cqrs_health_component_status",
+    components = _gauge(
+        catalogue.HEALTH_COMPONENT_STATUS,
         "Each check component's verdict (per datacenter or read model) as a state set.",
-        labels=["check", "component", "status"],
     )
     for items in snapshot.overall.components.values():
         for item in items:
             for status, value in _states(item.status):
                 components.add_metric([item.check.value, item.component, status], value)
 
-    groups = GaugeMetricFamily(
-        "cqrs_health_group_status",
+    groups = _gauge(
+        catalogue.HEALTH_GROUP_STATUS,
         "Each configured health group's verdict (as served at /health/<group>) as a state set.",
-        labels=["group", "status"],
     )
     for name, view in snapshot.groups.items():
         for status, value in _states(view.status):
             groups.add_metric([name, status], value)
 
-    thresholds = GaugeMetricFamily(
-        "cqrs_health_threshold",
+    thresholds = _gauge(
+        catalogue.HEALTH_THRESHOLD,
         "The configured threshold of each health check, in base units (seconds or a ratio).",
-        labels=["check"],
     )
     for check in Check:
         threshold = threshold_for(check, config)
@@ -74,8 +79,18 @@ def health_metrics(snapshot: HealthSnapshot, config: Config) -> Iterable[Metric]
 
     yield from (overall, checks, components, groups, thresholds)
     if snapshot.evaluated_at is not None:
-        yield GaugeMetricFamily(
-            "cqrs_health_last_evaluation_timestamp_seconds",
+        yield catalogue.HEALTH_LAST_EVALUATION.family(
             "Unix time of the last health evaluation (they run on a fixed cadence).",
             value=snapshot.evaluated_at,
         )
+
+
+class HealthCollector(Collector):
+    """The health metrics of whatever snapshot `snapshot` gives at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], HealthSnapshot], config: Config) -> None:
+        self._snapshot = snapshot
+        self._config = config
+
+    def collect(self) -> Iterable[Metric]:
+        return health_metrics(self._snapshot(), self._config)
