@@ -27,8 +27,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"testbed: {message} (see `{self.prog} --help`)\n")
 
 
-def _dir_option(default: object) -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
+def _dir_option(default: object) -> _Parser:
+    options = _Parser(add_help=False)
     options.add_argument(
         "--dir",
         type=Path,
