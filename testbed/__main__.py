@@ -145,7 +145,7 @@ def _status(cluster: TestbedCluster) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["workload"]:
-        from testbed.workload import main as workload_main
+        from testbed.workload.cli import main as workload_main
 
         return workload_main(argv[1:])
     args = build_parser().parse_args(argv)
