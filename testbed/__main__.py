@@ -1,4 +1,4 @@
-"""Command line: python -m testbed up|down|status|pause|resume|kill|start|nodetool."""
+"""Command line: python -m testbed up|down|status|pause|resume|kill|start|nodetool|workload|demo."""
 
 from __future__ import annotations
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "workload", add_help=False, help="run the reference CQRS workload (--help for its options)"
     )
+    commands.add_parser(
+        "demo", add_help=False, help="serve the exporter on the testbed and the reference workload"
+    )
     return parser
 
 
@@ -148,6 +151,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         from testbed.workload.cli import main as workload_main
 
         return workload_main(argv[1:])
+    if argv[:1] == ["demo"]:
+        from testbed.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     base_dir = (args.dir or default_base_dir()).resolve()
     if args.command == "jars":
