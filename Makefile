@@ -18,7 +18,7 @@ $(BIN)/cqrs-exporter: pyproject.toml
 install: $(BIN)/cqrs-exporter
 
 run: install
-	$(BIN)/cqrs-exporter demo
+	$(BIN)/python -m testbed demo
 
 test: install
 	$(BIN)/pytest

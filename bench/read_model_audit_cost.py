@@ -22,7 +22,7 @@ from typing import Any
 from bench.common import save_results, testbed
 from bench.read_model_common import probe, running_exporter
 from testbed import TestbedCluster
-from testbed import workload_read_models as declared
+from testbed.workload import read_models as declared
 
 SETTINGS = (
     # (label, audit settings, interval)

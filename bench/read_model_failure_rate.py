@@ -32,9 +32,9 @@ from exporter.config.read_models import EARLY_FAILURES
 from exporter.stats import estimate, quantile, wilson_interval
 from probes.read_model_base import SyncFailure
 from testbed import TestbedCluster
-from testbed import workload_read_models as declared
 from testbed.workload import Knobs, SyncMode, Workload
-from testbed.workload_faults import FailureKind
+from testbed.workload import read_models as declared
+from testbed.workload.faults import FailureKind
 
 RATES = (0.0005, 0.001, 0.005, 0.02)
 THRESHOLD = 0.001

@@ -23,9 +23,9 @@ from bench.common import save_results, testbed
 from bench.read_model_common import probe, running_exporter
 from exporter.stats import quantile
 from testbed import TestbedCluster
-from testbed import workload_read_models as declared
 from testbed.workload import Knobs, SyncMode, Workload
-from testbed.workload_faults import Delay
+from testbed.workload import read_models as declared
+from testbed.workload.faults import Delay
 
 DELAYS = (0.5, 2.0, 8.0)
 RATE = 10.0

@@ -1,4 +1,4 @@
-"""Command line: python -m testbed up|down|status|pause|resume|kill|start|nodetool."""
+"""Command line: python -m testbed up|down|status|pause|resume|kill|start|nodetool|workload|demo."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"testbed: {message} (see `{self.prog} --help`)\n")
 
 
-def _dir_option(default: object) -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
+def _dir_option(default: object) -> _Parser:
+    options = _Parser(add_help=False)
     options.add_argument(
         "--dir",
         type=Path,
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "workload", add_help=False, help="run the reference CQRS workload (--help for its options)"
     )
+    commands.add_parser(
+        "demo", add_help=False, help="serve the exporter on the testbed and the reference workload"
+    )
     return parser
 
 
@@ -145,9 +148,13 @@ def _status(cluster: TestbedCluster) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["workload"]:
-        from testbed.workload import main as workload_main
+        from testbed.workload.cli import main as workload_main
 
         return workload_main(argv[1:])
+    if argv[:1] == ["demo"]:
+        from testbed.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     base_dir = (args.dir or default_base_dir()).resolve()
     if args.command == "jars":

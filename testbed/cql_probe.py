@@ -36,4 +36,4 @@ def cql_answers(address: str, port: int = 9042, timeout: float = 2.0) -> bool:
     except OSError:
         return False
     version, _flags, _stream, opcode, _length = struct.unpack(">BBhBI", header)
-    return version == _RESPONSE_VERSION and opcode == _SUPPORTED
+    return bool(version == _RESPONSE_VERSION and opcode == _SUPPORTED)

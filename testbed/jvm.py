@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -73,6 +74,11 @@ NODETOOL_MAIN = "org.apache.cassandra.tools.NodeTool"
 
 def java_executable() -> Path:
     return java_home() / "bin" / "java"
+
+
+def java_env() -> dict[str, str]:
+    """The environment of a server or tool JVM: this one, with JAVA_HOME at the JDK used."""
+    return dict(os.environ, JAVA_HOME=str(java_executable().parent.parent))
 
 
 CAP_SETPCAP = 8

@@ -5,9 +5,8 @@ Load with `pytest_plugins = ["testbed.pytest_plugin"]` in a conftest.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import os
+from collections.abc import Iterator
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The README's `make run` path: `cqrs-exporter demo` on the testbed, with the reference workload.
+"""The README's `make run` path: `python -m testbed demo`, with the reference workload.
 
 The demo reuses a testbed that is already running (here the suite's own, found through the
 same CQRS_TESTBED_DIR / CQRS_TESTBED_NET a newcomer's shell would have) and leaves it
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.demo import demo_config
+from testbed.demo import demo_config
 from tests.support import free_port
 
 pytestmark = pytest.mark.cluster
@@ -56,7 +56,7 @@ def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
     }
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "demo", "--listen", listen,
+            [sys.executable, "-m", "testbed", "demo", "--listen", listen,
              "--keyspace", keyspace],
             stdout=output,
             stderr=subprocess.STDOUT,

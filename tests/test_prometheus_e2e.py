@@ -35,7 +35,7 @@ from exporter.generate.dashboards import DASHBOARDS
 from exporter.generate.rules import alert_rules, recording_rules
 from exporter.generate.settings import Settings
 from testbed.workload import Knobs, Workload, WorkloadThread
-from testbed.workload_read_models import (
+from testbed.workload.read_models import (
     audit_orders_by_customer,
     audit_orders_by_date,
     checkpoint_projection,

@@ -1,7 +1,7 @@
 """Read-model sync against the real testbed, driven by the reference order workload.
 
 Each test runs the workload in its own keyspace and a real exporter whose read models are
-declared with CQL (the builders in testbed.workload_read_models), then reads what the
+declared with CQL (the builders in testbed.workload.read_models), then reads what the
 exporter reports: /metrics samples and the health checks' observations.
 """
 
@@ -21,9 +21,9 @@ from exporter.results import Check, Observation
 from exporter.stats import quantile
 from probes.read_model_base import ReadModelBase
 from testbed import TestbedCluster
-from testbed import workload_read_models as declared
 from testbed.workload import Knobs, SyncMode, Workload
-from testbed.workload_faults import Delay, FailureKind
+from testbed.workload import read_models as declared
+from testbed.workload.faults import Delay, FailureKind
 from tests.support import RunningExporter, poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster

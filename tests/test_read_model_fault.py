@@ -17,8 +17,8 @@ from exporter.health import Status, judge
 from exporter.results import Check, FailureReason
 from probes.read_model_base import ReadModelBase
 from testbed import TestbedCluster
-from testbed import workload_read_models as declared
 from testbed.workload import Knobs, SyncMode, Workload
+from testbed.workload import read_models as declared
 from tests.support import poll_until, serve_exporter
 
 pytestmark = [pytest.mark.cluster, pytest.mark.fault]

@@ -14,8 +14,8 @@ import pytest
 
 from testbed import TestbedCluster
 from testbed.workload import Knobs, SyncMode, Workload, WorkloadThread
-from testbed.workload_faults import Delay, DelayKind, FailureKind, Fate, decide
-from testbed.workload_schema import schema_cql, schema_statements
+from testbed.workload.faults import Delay, DelayKind, FailureKind, Fate, decide
+from testbed.workload.schema import schema_cql, schema_statements
 from tests.support import poll_until
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.workload_schema import PROJECTOR, RESERVED_ID
+from testbed.workload.schema import PROJECTOR, RESERVED_ID
 
 SENTINEL_CREATED_AT = 0
 """The reserved sentinel order's created_at (the epoch): one fixed row, overwritten each time."""

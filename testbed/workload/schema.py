@@ -16,7 +16,7 @@ PROJECTOR = "orders"
 RESERVED_ID = "00000000-0000-0000-0000-000000000000"
 """An aggregate and customer no command ever uses: sentinels live there."""
 
-_KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+_KEYSPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
 
 TABLES = (
     "CREATE TYPE IF NOT EXISTS {ks}.order_item (sku text, quantity int, price decimal)",
@@ -51,7 +51,7 @@ READ_MODEL_TABLES = ("orders_by_customer", "orders_by_date")
 
 
 def check_keyspace(keyspace: str) -> str:
-    if not _KEYSPACE.match(keyspace):
+    if not _KEYSPACE.fullmatch(keyspace):
         raise ValueError(f"keyspace {keyspace!r} must be letters, digits and '_' (48 at most)")
     return keyspace
 

@@ -1,0 +1,367 @@
+"""A local Apache Cassandra cluster with one node per datacenter, on loopback addresses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from testbed import processes
+from testbed.cluster import ring, state
+from testbed.cluster.files import write_node_files
+from testbed.cluster.launch import launch, wait_ready
+from testbed.cluster.node import Node, NodeStatus
+from testbed.cluster.nodetool import run_nodetool
+from testbed.cluster.ports import jmx_port, wait_until_free
+from testbed.cluster.settings import (
+    CLUSTER_NAME,
+    DEFAULT_DATACENTERS,
+    DEFAULT_HEAP,
+    POLL_SECONDS,
+    STOP_GRACE_SECONDS,
+    SUPERUSER,
+    check_datacenters,
+    check_heap,
+    check_net,
+    default_base_dir,
+    default_net,
+    default_start_timeout,
+)
+from testbed.errors import TestbedError
+from testbed.jars import DEFAULT_VERSION, ensure_jars
+
+
+class TestbedCluster:
+    """A Cassandra cluster of one node per datacenter, run from Maven Central jars."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(
+        self,
+        datacenters: Sequence[str] = DEFAULT_DATACENTERS,
+        *,
+        net: str | None = None,
+        base_dir: Path | str | None = None,
+        heap: str = DEFAULT_HEAP,
+        cluster_name: str = CLUSTER_NAME,
+        password_auth: bool = False,
+        version: str = DEFAULT_VERSION,
+        start_timeout: float | None = None,
+        parallel_start: bool = True,
+    ) -> None:
+        self.datacenters: tuple[str, ...] = check_datacenters(datacenters)
+        self.heap = check_heap(heap)
+        self.net = net if net is not None else default_net()
+        octet = check_net(self.net)
+        self.base_dir = Path(base_dir if base_dir is not None else default_base_dir()).resolve()
+        self.cluster_name = cluster_name
+        self.password_auth = password_auth
+        self.version = version
+        self.start_timeout = start_timeout if start_timeout is not None else default_start_timeout()
+        self.parallel_start = parallel_start
+        self.nodes: list[Node] = [
+            Node(
+                index=i,
+                dc=dc,
+                address=f"{self.net}.{i + 1}",
+                jmx_port=jmx_port(i, octet),
+                home=self.base_dir / "nodes" / dc,
+            )
+            for i, dc in enumerate(self.datacenters)
+        ]
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # The process that ran up(): while it lives, the testbed is its own.
+        self.owner_pid: int | None = None
+
+    # --- description -------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"TestbedCluster(datacenters={self.datacenters!r}, net={self.net!r}, "
+            f"base_dir={str(self.base_dir)!r})"
+        )
+
+    @property
+    def contact_points(self) -> list[str]:
+        return [node.address for node in self.nodes]
+
+    @property
+    def write_datacenter(self) -> str:
+        return self.datacenters[0]
+
+    @property
+    def read_datacenters(self) -> tuple[str, ...]:
+        return self.datacenters[1:]
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) of the superuser when password auth is on, else None."""
+        return SUPERUSER if self.password_auth else None
+
+    @property
+    def state_path(self) -> Path:
+        return self.base_dir / state.STATE_FILE
+
+    def node(self, dc: str) -> Node:
+        for node in self.nodes:
+            if node.dc == dc:
+                return node
+        raise TestbedError(
+            f"unknown datacenter {dc!r}; the testbed has {', '.join(self.datacenters)}"
+        )
+
+    def status(self) -> list[NodeStatus]:
+        result = []
+        for node in self.nodes:
+            node_state = node.state()
+            pid = node.live_pid()
+            result.append(
+                NodeStatus(
+                    dc=node.dc,
+                    address=node.address,
+                    pid=pid,
+                    state=node_state,
+                    cql=node_state == "running" and node.cql_answers(),
+                    rss_bytes=processes.rss_bytes(pid) if pid is not None else None,
+                )
+            )
+        return result
+
+    def is_running(self) -> bool:
+        """Whether any node of this testbed has a live server process."""
+        return any(node.live_pid() is not None for node in self.nodes)
+
+    # --- persisted state ---------------------------------------------------------
+
+    def save_state(self) -> None:
+        settings = {
+            "cluster_name": self.cluster_name,
+            "version": self.version,
+            "net": self.net,
+            "heap": self.heap,
+            "password_auth": self.password_auth,
+            "owner_pid": self.owner_pid,
+            "datacenters": list(self.datacenters),
+        }
+        state.save(self.base_dir, settings, self.nodes)
+
+    @classmethod
+    def running(cls, base_dir: Path | str | None = None) -> TestbedCluster | None:
+        """The testbed saved in `base_dir` if any of its nodes runs, else None."""
+        try:
+            cluster = cls.load(base_dir)
+        except TestbedError:
+            return None
+        return cluster if cluster.is_running() else None
+
+    @classmethod
+    def load(cls, base_dir: Path | str | None = None) -> TestbedCluster:
+        """The testbed whose state was saved in `base_dir` (by this or another process)."""
+        directory = Path(base_dir if base_dir is not None else default_base_dir()).resolve()
+        saved = state.read(directory)
+        cluster = cls(
+            saved["datacenters"],
+            net=saved["net"],
+            base_dir=directory,
+            heap=saved["heap"],
+            cluster_name=saved["cluster_name"],
+            password_auth=saved["password_auth"],
+            version=saved["version"],
+        )
+        for node, saved_node in zip(cluster.nodes, saved["nodes"], strict=True):
+            node.pid = saved_node["pid"]
+        cluster.owner_pid = saved.get("owner_pid")
+        return cluster
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def up(self) -> TestbedCluster:
+        """Start every node on fresh data; return once all answer CQL and see each other up."""
+        lib = ensure_jars(self.version)
+        self._stop_leftovers()
+        wait_until_free(endpoint for node in self.nodes for endpoint in node.endpoints())
+        self.owner_pid = os.getpid()
+        write_node_files(
+            self.base_dir,
+            self.nodes,
+            cluster_name=self.cluster_name,
+            password_auth=self.password_auth,
+        )
+        self.save_state()
+        seed, *others = self.nodes
+        try:
+            self._launch(seed, lib)
+            wait_ready([seed], self.start_timeout)
+            if self.parallel_start:
+                for node in others:
+                    self._launch(node, lib)
+                wait_ready(others, self.start_timeout)
+            else:
+                for node in others:
+                    self._launch(node, lib)
+                    wait_ready([node], self.start_timeout)
+            deadline = time.monotonic() + self.start_timeout
+            self._wait_for_ring(deadline)
+            ring.replicate_system_auth(
+                seed, self.datacenters, password_auth=self.password_auth, deadline=deadline
+            )
+            if self.password_auth:
+                # The default superuser was created before system_auth had these replicas.
+                self.nodetool(self.write_datacenter, "repair", "-full", "system_auth")
+            self._wait_for_ring(deadline, probe=True)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        """Wait until every node runs, answers CQL, and every node sees all others up."""
+        for node in self.nodes:
+            node_state = node.state()
+            if node_state != "running":
+                raise TestbedError(f"node {node.dc} is {node_state}")
+        deadline = time.monotonic() + timeout
+        while silent := [node.dc for node in self.nodes if not node.cql_answers()]:
+            if time.monotonic() >= deadline:
+                raise TestbedError(f"CQL does not answer on {', '.join(silent)}")
+            time.sleep(POLL_SECONDS)
+        self._wait_for_ring(deadline, probe=True)
+
+    def down(self) -> None:
+        """Stop every node: SIGCONT and SIGTERM, then SIGKILL whatever outlives the grace period."""
+        pids = [pid for node in self.nodes if (pid := node.live_pid()) is not None]
+        for pid in pids:
+            processes.send(pid, signal.SIGCONT)
+            processes.send(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for pid in pids:
+            if not processes.wait_for_exit(pid, max(0.0, deadline - time.monotonic())):
+                processes.send(pid, signal.SIGKILL)
+                processes.wait_for_exit(pid, 30.0)
+            self._forget_child(pid)
+        for node in self.nodes:
+            node.pid = None
+        if self.state_path.parent.is_dir():
+            self.save_state()
+
+    def pause(self, dc: str) -> None:
+        """Freeze a node with SIGSTOP: it keeps its sockets but answers nothing."""
+        node = self.node(dc)
+        pid = self._require_pid(node)
+        processes.send(pid, signal.SIGSTOP)
+        self._wait_until(
+            lambda: node.state() == "paused", 10.0, f"node {dc} did not stop on SIGSTOP"
+        )
+
+    def resume(self, dc: str) -> None:
+        """Let a paused node run again with SIGCONT."""
+        node = self.node(dc)
+        pid = self._require_pid(node)
+        processes.send(pid, signal.SIGCONT)
+        self._wait_until(
+            lambda: node.state() == "running", 10.0, f"node {dc} did not continue on SIGCONT"
+        )
+
+    def kill(self, dc: str) -> None:
+        """Crash a node with SIGKILL and wait for the process to be gone."""
+        node = self.node(dc)
+        pid = self._require_pid(node)
+        processes.send(pid, signal.SIGKILL)
+        if not processes.wait_for_exit(pid, 30.0):
+            raise TestbedError(f"node {dc} (pid {pid}) survived SIGKILL for 30 s")
+        self._forget_child(pid)
+        node.pid = None
+        self.save_state()
+
+    def start(self, dc: str) -> None:
+        """Start a stopped node again on its existing data; return once it answers CQL."""
+        node = self.node(dc)
+        if node.live_pid() is not None:
+            raise TestbedError(f"node {dc} is already running (pid {node.pid})")
+        if not node.config_path.is_file():
+            raise TestbedError(f"node {dc} has no configuration in {node.home}; run `up` first")
+        lib = ensure_jars(self.version)
+        try:
+            self._launch(node, lib)
+            wait_ready([node], self.start_timeout)
+            self._wait_for_ring(time.monotonic() + self.start_timeout)
+        except BaseException:
+            if (pid := node.live_pid()) is not None:
+                processes.terminate(pid, STOP_GRACE_SECONDS)
+                self._forget_child(pid)
+            node.pid = None
+            self.save_state()
+            raise
+
+    def nodetool(self, dc: str, *args: str, timeout: float = 120.0) -> str:
+        """Run nodetool against a node's JMX port and return its output."""
+        node = self.node(dc)
+        self._require_pid(node)
+        return run_nodetool(node, ensure_jars(self.version), self.base_dir, args, timeout)
+
+    def __enter__(self) -> TestbedCluster:
+        return self.up()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+    # --- internals ---------------------------------------------------------------
+
+    def _require_pid(self, node: Node) -> int:
+        pid = node.live_pid()
+        if pid is None:
+            raise TestbedError(f"node {node.dc} is not running")
+        return pid
+
+    def _launch(self, node: Node, lib: Path) -> None:
+        child = launch(node, lib, self.heap)
+        self._children[child.pid] = child
+        self.save_state()
+
+    def _forget_child(self, pid: int) -> None:
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()
+
+    def _wait_for_ring(self, deadline: float, probe: bool = False) -> None:
+        ring.wait_for_ring(self.nodes, deadline, password_auth=self.password_auth, probe=probe)
+
+    def _stop_leftovers(self) -> None:
+        """Stop nodes that an earlier, finished run left running in this base dir.
+
+        Nodes whose starting process still lives (e.g. another pytest session using
+        the same folder) are left alone: that is an error instead.
+        """
+        try:
+            previous = TestbedCluster.load(self.base_dir)
+        except TestbedError:
+            return
+        owner = previous.owner_pid
+        if (
+            previous.is_running()
+            and owner is not None
+            and owner != os.getpid()
+            and processes.is_alive(owner)
+        ):
+            raise TestbedError(
+                f"the testbed in {self.base_dir} is in use by process {owner}; give this one "
+                "another CQRS_TESTBED_DIR and CQRS_TESTBED_NET"
+            )
+        previous.down()
+
+    @staticmethod
+    def _wait_until(check: Callable[[], bool], timeout: float, message: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() >= deadline:
+                raise TestbedError(message)
+            time.sleep(0.05)

@@ -1,0 +1,130 @@
+"""One node of the testbed: its folders, files, ports and server process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed import jvm, processes
+from testbed.cluster.ports import NATIVE_PORT, STORAGE_PORT
+from testbed.cluster.settings import LOG_TAIL_LINES
+from testbed.cql_probe import cql_answers
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as seen at one moment."""
+
+    dc: str
+    address: str
+    pid: int | None
+    state: str  # "running", "paused" or "stopped"
+    cql: bool  # whether the CQL port answered a request
+    rss_bytes: int | None
+
+
+class Node:
+    """One Cassandra server of the testbed: its files, ports and process."""
+
+    def __init__(self, index: int, dc: str, address: str, jmx_port: int, home: Path) -> None:
+        self.index = index
+        self.dc = dc
+        self.address = address
+        self.jmx_port = jmx_port
+        self.home = home
+        self.native_port = NATIVE_PORT
+        self.storage_port = STORAGE_PORT
+        self.pid: int | None = None
+        self._log_offset = 0
+
+    def __repr__(self) -> str:
+        return f"Node(dc={self.dc!r}, address={self.address!r}, pid={self.pid})"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    @property
+    def config_path(self) -> Path:
+        return self.conf_dir / "cassandra.yaml"
+
+    @property
+    def rackdc_path(self) -> Path:
+        return self.conf_dir / "cassandra-rackdc.properties"
+
+    @property
+    def logback_path(self) -> Path:
+        return self.conf_dir / "logback.xml"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def system_log(self) -> Path:
+        return self.log_dir / "system.log"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.log_dir / "stdout.log"
+
+    def data_dirs(self) -> dict[str, Path]:
+        return {
+            name: self.home / name
+            for name in ("data", "commitlog", "hints", "saved_caches", "cdc_raw")
+        }
+
+    def endpoints(self) -> list[tuple[str, str, int]]:
+        """(dc, host, port) of every socket the server listens on."""
+        return [
+            (self.dc, self.address, self.native_port),
+            (self.dc, self.address, self.storage_port),
+            (self.dc, "127.0.0.1", self.jmx_port),
+        ]
+
+    def _config_argument(self) -> str:
+        return f"-Dcassandra.config={self.config_path.as_uri()}"
+
+    def owns(self, pid: int) -> bool:
+        """Whether `pid` is this node's Cassandra server (and not a recycled PID)."""
+        args = processes.cmdline(pid)
+        return jvm.SERVER_MAIN in args and self._config_argument() in args
+
+    def live_pid(self) -> int | None:
+        """The PID of this node's server if it is alive, else None."""
+        if self.pid is not None and processes.is_alive(self.pid) and self.owns(self.pid):
+            return self.pid
+        return None
+
+    def state(self) -> str:
+        pid = self.live_pid()
+        if pid is None:
+            return "stopped"
+        return "paused" if processes.proc_state(pid) in ("T", "t") else "running"
+
+    def cql_answers(self, timeout: float = 2.0) -> bool:
+        return cql_answers(self.address, self.native_port, timeout)
+
+    def mark_launch(self) -> None:
+        """Remember where system.log ends, so that only the coming launch's lines count."""
+        self._log_offset = self.system_log.stat().st_size if self.system_log.exists() else 0
+
+    def logged_since_launch(self, line: str) -> bool:
+        """Whether `line` appears in the node's system.log after its last launch."""
+        try:
+            with self.system_log.open("rb") as log:
+                log.seek(self._log_offset)
+                return line.encode() in log.read()
+        except FileNotFoundError:
+            return False
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the node's system.log, or of its stdout if there is no log."""
+        for path in (self.system_log, self.stdout_log):
+            try:
+                text = path.read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            if text.strip():
+                return "\n".join(text.splitlines()[-lines:])
+        return "(no log output)"
