@@ -42,6 +42,8 @@ class MetricSpec:
     name: str
     type: MetricType
     labels: tuple[str, ...] = ()
+    value_labels: tuple[str, ...] = ()
+    """An info's labels that come from its value (`version`...) rather than from `labels`."""
 
     @property
     def samples(self) -> tuple[str, ...]:
@@ -52,6 +54,21 @@ class MetricSpec:
     def total(self) -> str:
         """The sample name of a counter (`name_total`), of an info (`name_info`), else `name`."""
         return self.samples[0]
+
+    @property
+    def bucket(self) -> str:
+        """A histogram's bucket samples (`name_bucket`), the input of histogram_quantile()."""
+        return self._sample("_bucket")
+
+    @property
+    def count(self) -> str:
+        """A histogram's observation count (`name_count`)."""
+        return self._sample("_count")
+
+    def _sample(self, suffix: str) -> str:
+        if suffix not in _SUFFIXES[self.type]:
+            raise ValueError(f"{self.name} is a {self.type}: it has no {suffix} samples")
+        return self.name + suffix
 
     def family(self, documentation: str, *, value: float | None = None) -> Metric:
         """A new, empty family of this spec (or, without labels, one holding `value`)."""
@@ -86,7 +103,9 @@ PAIR = ("source_datacenter", "target_datacenter")
 DC = "cassandra_datacenter"
 
 # --- the exporter itself --------------------------------------------------------------------
-EXPORTER_BUILD = MetricSpec("cqrs_exporter_build", MetricType.INFO)
+EXPORTER_BUILD = MetricSpec(
+    "cqrs_exporter_build", MetricType.INFO, value_labels=("version", "python_version")
+)
 UP = _gauge("cqrs_up")
 PROBE_SUCCESS = _gauge("cqrs_probe_success", "probe")
 PROBE_DURATION = _gauge("cqrs_probe_duration_seconds", "probe")
@@ -135,7 +154,9 @@ SERVER_COORDINATOR_LATENCY_P99 = _gauge(
 SERVER_LATENCY_NODES_ANSWERED = _gauge("cqrs_server_latency_nodes_answered", DC)
 
 # --- read models ----------------------------------------------------------------------------
-READ_MODEL = MetricSpec("cqrs_read_model", MetricType.INFO, ("read_model",))
+READ_MODEL = MetricSpec(
+    "cqrs_read_model", MetricType.INFO, ("read_model",), value_labels=("method",)
+)
 READ_MODEL_SYNC_LAG = _gauge("cqrs_read_model_sync_lag_seconds", "read_model")
 READ_MODEL_SOURCE_CLOCK_AHEAD = _gauge("cqrs_read_model_source_clock_ahead_seconds", "read_model")
 READ_MODEL_QUERIES = _counter("cqrs_read_model_queries", "read_model")

@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import yaml
 from grafanalib._gen import DashboardEncoder
@@ -19,6 +18,7 @@ from grafanalib._gen import DashboardEncoder
 from exporter.config import Config
 from exporter.generate.config_reference import render_config_reference
 from exporter.generate.dashboards import DASHBOARDS
+from exporter.generate.panels import Dashboard
 from exporter.generate.rules import rule_groups
 from exporter.generate.settings import DEFAULT_RUNBOOK_URL, Settings
 
@@ -75,7 +75,7 @@ def render_rules(settings: Settings) -> str:
     return HEADER + body
 
 
-def render_dashboard(dashboard: Any) -> str:
+def render_dashboard(dashboard: Dashboard) -> str:
     """Deterministic JSON: sorted keys, fixed indentation, one trailing newline."""
     data = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from exporter import metric_catalogue as catalogue
 from exporter.config import format_duration
 from exporter.generate.settings import Settings, human_percent, promql_number
+from exporter.metric_catalogue import MetricSpec
 from exporter.results import Check
 
 LATENCY_WINDOW = "5m"
@@ -21,14 +23,16 @@ Z_95 = 1.96
 """The normal quantile of the 95 % Wilson interval, as the read-model probe uses."""
 
 # Recorded series, named level:metric:operations as Prometheus' naming guide suggests.
-COMMAND_P99 = "cassandra_datacenter:cqrs_command_duration_seconds:p99_rate5m"
-COMMAND_SAMPLES = "cassandra_datacenter:cqrs_command_duration_seconds_count:increase5m"
-QUERY_P99 = "cassandra_datacenter_query:cqrs_query_duration_seconds:p99_rate5m"
-QUERY_SAMPLES = "cassandra_datacenter_query:cqrs_query_duration_seconds_count:increase5m"
-SYNC_CHECKS = "read_model:cqrs_sync_checks:increase15m"
-SYNC_FAILURES = "read_model:cqrs_sync_failures:increase15m"
-SYNC_RATIO = "read_model:cqrs_sync_failure_ratio:ratio15m"
-SYNC_RATIO_LOWER = "read_model:cqrs_sync_failure_ratio:wilson_lower15m"
+_COMMAND = catalogue.COMMAND_DURATION
+_QUERY = catalogue.QUERY_DURATION
+COMMAND_P99 = f"cassandra_datacenter:{_COMMAND.name}:p99_rate{LATENCY_WINDOW}"
+COMMAND_SAMPLES = f"cassandra_datacenter:{_COMMAND.count}:increase{LATENCY_WINDOW}"
+QUERY_P99 = f"cassandra_datacenter_query:{_QUERY.name}:p99_rate{LATENCY_WINDOW}"
+QUERY_SAMPLES = f"cassandra_datacenter_query:{_QUERY.count}:increase{LATENCY_WINDOW}"
+SYNC_CHECKS = f"read_model:{catalogue.SYNC_CHECKS.name}:increase{SYNC_WINDOW}"
+SYNC_FAILURES = f"read_model:{catalogue.SYNC_FAILURES.name}:increase{SYNC_WINDOW}"
+SYNC_RATIO = f"read_model:{catalogue.SYNC_FAILURE_RATIO.name}:ratio{SYNC_WINDOW}"
+SYNC_RATIO_LOWER = f"read_model:{catalogue.SYNC_FAILURE_RATIO.name}:wilson_lower{SYNC_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,14 @@ class AlertRule:
         }
 
 
-def _histogram_p99(metric: str, by: str) -> str:
+def _histogram_p99(spec: MetricSpec, by: str) -> str:
     # rate() the buckets first, then sum them: a quantile of the cumulative buckets would be
     # the p99 since the exporter started (and jump at every restart), not the recent one.
-    return f"histogram_quantile(0.99, sum by ({by}, le) (rate({metric}_bucket[{LATENCY_WINDOW}])))"
+    return f"histogram_quantile(0.99, sum by ({by}, le) (rate({spec.bucket}[{LATENCY_WINDOW}])))"
+
+
+def _increase(by: str, sample: str, window: str) -> str:
+    return f"sum by ({by}) (increase({sample}[{window}]))"
 
 
 def recording_rules() -> list[RecordingRule]:
@@ -90,30 +98,19 @@ def recording_rules() -> list[RecordingRule]:
         f") / (1 + {promql_number(z2)} / {n})"
     )
     return [
+        RecordingRule(COMMAND_P99, _histogram_p99(_COMMAND, "cassandra_datacenter")),
         RecordingRule(
-            COMMAND_P99,
-            _histogram_p99("cqrs_command_duration_seconds", "cassandra_datacenter"),
+            COMMAND_SAMPLES, _increase("cassandra_datacenter", _COMMAND.count, LATENCY_WINDOW)
+        ),
+        RecordingRule(QUERY_P99, _histogram_p99(_QUERY, "cassandra_datacenter, query")),
+        RecordingRule(
+            QUERY_SAMPLES, _increase("cassandra_datacenter, query", _QUERY.count, LATENCY_WINDOW)
         ),
         RecordingRule(
-            COMMAND_SAMPLES,
-            "sum by (cassandra_datacenter) "
-            f"(increase(cqrs_command_duration_seconds_count[{LATENCY_WINDOW}]))",
+            SYNC_CHECKS, _increase("read_model", catalogue.SYNC_CHECKS.total, SYNC_WINDOW)
         ),
         RecordingRule(
-            QUERY_P99,
-            _histogram_p99("cqrs_query_duration_seconds", "cassandra_datacenter, query"),
-        ),
-        RecordingRule(
-            QUERY_SAMPLES,
-            "sum by (cassandra_datacenter, query) "
-            f"(increase(cqrs_query_duration_seconds_count[{LATENCY_WINDOW}]))",
-        ),
-        RecordingRule(
-            SYNC_CHECKS, f"sum by (read_model) (increase(cqrs_sync_checks_total[{SYNC_WINDOW}]))"
-        ),
-        RecordingRule(
-            SYNC_FAILURES,
-            f"sum by (read_model) (increase(cqrs_sync_failures_total[{SYNC_WINDOW}]))",
+            SYNC_FAILURES, _increase("read_model", catalogue.SYNC_FAILURES.total, SYNC_WINDOW)
         ),
         # Both counters are extrapolated by increase(); clamp so a rounding excess over the
         # checks can never make the ratio exceed 1 (and the square root below undefined).
@@ -137,17 +134,16 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
     min_samples = settings.min_samples
     sentinel_timeout_h = format_duration(settings.sentinel_timeout)
 
-    replication_lag = "max by (source_datacenter, target_datacenter) (cqrs_replication_lag_seconds)"
-    read_model_lag = "max by (read_model) (cqrs_read_model_sync_lag_seconds)"
-    lost = (
-        "sum by (source_datacenter, target_datacenter) "
-        "(increase(cqrs_replication_sentinels_lost_total[10m]))"
-    )
+    pair = ", ".join(catalogue.PAIR)
+    replication_lag = f"max by ({pair}) ({catalogue.REPLICATION_LAG.name})"
+    read_model_lag = f"max by (read_model) ({catalogue.READ_MODEL_SYNC_LAG.name})"
+    lost = _increase(pair, catalogue.REPLICATION_SENTINELS_LOST.total, "10m")
     probe_failure_ratio = (
-        "sum without (reason) (rate(cqrs_probe_failures_total[5m]))\n"
-        "/\nrate(cqrs_probe_runs_total[5m])"
+        f"sum without (reason) (rate({catalogue.PROBE_FAILURES.total}[5m]))\n"
+        f"/\nrate({catalogue.PROBE_RUNS.total}[5m])"
     )
-    exporter_seen = "max_over_time(cqrs_exporter_build_info[1d])"
+    build_info = catalogue.EXPORTER_BUILD.total
+    exporter_seen = f"max_over_time({build_info}[1d])"
 
     return [
         AlertRule(
@@ -246,8 +242,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             # `absent` covers no exporter at all; the second arm names each exporter target
             # that was seen in the last day but whose scrapes now fail. No job name is
             # assumed, so the rule works whatever the scrape config calls the job.
-            expr=f"absent(cqrs_exporter_build_info)\nor\n"
-            f"(up == 0 and on (job, instance) {exporter_seen})",
+            expr=f"absent({build_info})\nor\n(up == 0 and on (job, instance) {exporter_seen})",
             for_="5m",
             severity="critical",
             summary="The CQRS exporter{{ with $labels.instance }} {{ . }}{{ end }} is not "
@@ -255,7 +250,7 @@ def alert_rules(settings: Settings) -> list[AlertRule]:
             description="Prometheus has no data from the CQRS exporter"
             "{{ with $labels.instance }} {{ . }}{{ end }} (target down or absent; threshold: "
             "any): every other CQRS alert is blind until it is back.",
-            inputs=(f"up and on (job, instance) {exporter_seen}", "cqrs_exporter_build_info"),
+            inputs=(f"up and on (job, instance) {exporter_seen}", build_info),
         ),
     ]
 
