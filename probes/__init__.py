@@ -5,3 +5,8 @@ the tables they write and their metric collectors. `probes.base` is what every p
 Each family lives in its own package (`replication`, `latency`, `read_models`), beside
 `reachability`; families never import each other.
 """
+
+# exporter.service imports these two from the package itself.
+from probes.registry import ProbeContext, build_probes
+
+__all__ = ["ProbeContext", "build_probes"]
