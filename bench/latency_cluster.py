@@ -24,8 +24,8 @@ from exporter.connection import CassandraConnection
 from exporter.event_loop import EventLoopMonitor
 from exporter.schema import ensure_schema
 from probes.base import ProbeContext
-from probes.latency import LatencyProbe
-from probes.server_latency import ServerLatencyProbe
+from probes.latency.probe import LatencyProbe
+from probes.latency.server import ServerLatencyProbe
 from testbed.cluster import TestbedCluster
 
 

@@ -21,7 +21,7 @@ from exporter.quantiles import (
     exact_quantile,
     latency_buckets,
 )
-from probes.latency_series import LatencySeries, Operation, SeriesKey
+from probes.latency.series import LatencySeries, Operation, SeriesKey
 
 SIZES = (1_000, 10_000, 100_000)
 BOUNDS = latency_buckets((0.05, 0.1), highest=1.0)

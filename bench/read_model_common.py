@@ -10,7 +10,7 @@ from typing import Any
 
 from exporter.config import parse_config
 from exporter.service import Exporter
-from probes.read_model_base import ReadModelBase
+from probes.read_models.base import ReadModelBase
 from testbed import TestbedCluster
 
 

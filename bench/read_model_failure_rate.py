@@ -30,7 +30,7 @@ from bench.common import save_results, testbed
 from bench.read_model_common import probe, running_exporter
 from exporter.config.read_models import EARLY_FAILURES
 from exporter.stats import estimate, quantile, wilson_interval
-from probes.read_model_base import SyncFailure
+from probes.read_models.base import SyncFailure
 from testbed import TestbedCluster
 from testbed.workload import Knobs, SyncMode, Workload
 from testbed.workload import read_models as declared

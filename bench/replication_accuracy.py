@@ -36,8 +36,8 @@ from exporter.config import Config, parse_config
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
 from probes.base import ProbeContext
-from probes.replication import ReplicationProbe
-from probes.replication_heartbeat import HeartbeatProbe
+from probes.replication.heartbeat import HeartbeatProbe
+from probes.replication.writer import WriterProbe
 from testbed.cluster import TestbedCluster
 
 TARGET = "eu-west"
@@ -75,7 +75,7 @@ def configs(cluster: TestbedCluster) -> tuple[Config, Config]:
 class Sampler:
     """Samples (time, sentinel lag, honest and skewed heartbeat overdue) every 10 ms."""
 
-    probe: ReplicationProbe
+    probe: WriterProbe
     honest: HeartbeatProbe
     skewed: HeartbeatProbe
     samples: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -188,7 +188,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     connection = CassandraConnection(writer_config)
     await connection.connect()
     await ensure_schema_retrying(writer_config, connection)
-    probe = ReplicationProbe(
+    probe = WriterProbe(
         ProbeContext(writer_config, connection), writer_config.probes.replication
     )
     honest = HeartbeatProbe(

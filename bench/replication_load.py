@@ -27,9 +27,9 @@ from exporter.config import Config, parse_config
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
 from probes.base import Probe, ProbeContext
-from probes.replication import ReplicationProbe
-from probes.replication_backlog import ReplicationBacklogProbe
-from probes.replication_heartbeat import HeartbeatProbe
+from probes.replication.backlog import ReplicationBacklogProbe
+from probes.replication.heartbeat import HeartbeatProbe
+from probes.replication.writer import WriterProbe
 from testbed.cluster import TestbedCluster
 
 KEYSPACE = "cqrs_monitoring"
@@ -150,7 +150,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         def writer_probes() -> list[Probe]:
             context = ProbeContext(writer_config, connection)
             return [
-                ReplicationProbe(context, writer_config.probes.replication),
+                WriterProbe(context, writer_config.probes.replication),
                 ReplicationBacklogProbe(context, writer_config.probes.replication.backlog),
             ]
 
@@ -174,7 +174,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         # (Cassandra's counts include the writer's own visibility reads in eu-west).
         writer_connection = CassandraConnection(writer_config)
         await writer_connection.connect()
-        writer = ReplicationProbe(
+        writer = WriterProbe(
             ProbeContext(writer_config, writer_connection), writer_config.probes.replication
         )
         writer_runner = ProbeRunner([writer])

@@ -31,7 +31,7 @@ from exporter.app import RENDERER, create_app
 from exporter.config import parse_config
 from exporter.quantiles import exact_quantile
 from exporter.service import Exporter
-from probes.latency import LatencyProbe
+from probes.latency.probe import LatencyProbe
 from testbed import TestbedCluster
 from tests.test_event_loop_scrape import SCRAPER, measure_lag
 

@@ -86,16 +86,65 @@ class MetricSpec:
         return InfoMetricFamily(self.name, documentation, labels=labels)
 
 
-def _gauge(name: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, MetricType.GAUGE, labels)
+# One subclass per type, so that `family` is typed with the family's own `add_metric`.
 
 
-def _counter(name: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, MetricType.COUNTER, labels)
+@dataclass(frozen=True)
+class GaugeSpec(MetricSpec):
+    type: MetricType = MetricType.GAUGE
+
+    def family(self, documentation: str, *, value: float | None = None) -> GaugeMetricFamily:
+        family = super().family(documentation, value=value)
+        assert isinstance(family, GaugeMetricFamily)
+        return family
 
 
-def _histogram(name: str, *labels: str) -> MetricSpec:
-    return MetricSpec(name, MetricType.HISTOGRAM, labels)
+@dataclass(frozen=True)
+class CounterSpec(MetricSpec):
+    type: MetricType = MetricType.COUNTER
+
+    def family(self, documentation: str, *, value: float | None = None) -> CounterMetricFamily:
+        family = super().family(documentation, value=value)
+        assert isinstance(family, CounterMetricFamily)
+        return family
+
+
+@dataclass(frozen=True)
+class HistogramSpec(MetricSpec):
+    type: MetricType = MetricType.HISTOGRAM
+
+    def family(
+        self, documentation: str, *, value: float | None = None
+    ) -> HistogramMetricFamily:
+        family = super().family(documentation, value=value)
+        assert isinstance(family, HistogramMetricFamily)
+        return family
+
+
+@dataclass(frozen=True)
+class InfoSpec(MetricSpec):
+    type: MetricType = MetricType.INFO
+
+    def family(self, documentation: str, *, value: float | None = None) -> InfoMetricFamily:
+        family = super().family(documentation, value=value)
+        assert isinstance(family, InfoMetricFamily)
+        return family
+
+
+def _gauge(name: str, *labels: str) -> GaugeSpec:
+    return GaugeSpec(name, labels=labels)
+
+
+def _counter(name: str, *labels: str) -> CounterSpec:
+    return CounterSpec(name, labels=labels)
+
+
+def _histogram(name: str, *labels: str) -> HistogramSpec:
+    return HistogramSpec(name, labels=labels)
+
+
+def _info(name: str, *labels: str) -> InfoSpec:
+    return InfoSpec(name, labels=labels)
 
 
 PAIR = ("source_datacenter", "target_datacenter")
@@ -103,9 +152,7 @@ PAIR = ("source_datacenter", "target_datacenter")
 DC = "cassandra_datacenter"
 
 # --- the exporter itself --------------------------------------------------------------------
-EXPORTER_BUILD = MetricSpec(
-    "cqrs_exporter_build", MetricType.INFO, value_labels=("version", "python_version")
-)
+EXPORTER_BUILD = InfoSpec("cqrs_exporter_build", value_labels=("version", "python_version"))
 UP = _gauge("cqrs_up")
 PROBE_SUCCESS = _gauge("cqrs_probe_success", "probe")
 PROBE_DURATION = _gauge("cqrs_probe_duration_seconds", "probe")
@@ -154,9 +201,7 @@ SERVER_COORDINATOR_LATENCY_P99 = _gauge(
 SERVER_LATENCY_NODES_ANSWERED = _gauge("cqrs_server_latency_nodes_answered", DC)
 
 # --- read models ----------------------------------------------------------------------------
-READ_MODEL = MetricSpec(
-    "cqrs_read_model", MetricType.INFO, ("read_model",), value_labels=("method",)
-)
+READ_MODEL = InfoSpec("cqrs_read_model", labels=("read_model",), value_labels=("method",))
 READ_MODEL_SYNC_LAG = _gauge("cqrs_read_model_sync_lag_seconds", "read_model")
 READ_MODEL_SOURCE_CLOCK_AHEAD = _gauge("cqrs_read_model_source_clock_ahead_seconds", "read_model")
 READ_MODEL_QUERIES = _counter("cqrs_read_model_queries", "read_model")

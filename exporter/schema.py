@@ -8,31 +8,13 @@ from dataclasses import dataclass
 from exporter.config import Config
 from exporter.connection import CassandraConnection
 from exporter.tables import Table
+from probes import registry
 
 log = logging.getLogger(__name__)
 
 
 class SchemaError(Exception):
     """The monitoring keyspace or one of its tables is missing and may not be created."""
-
-
-TABLES: tuple[Table, ...] = (
-    # One row per writer and source datacenter, overwritten each round with every column set
-    # (no nulls, no deletes, no TTL): no growing partitions, no tombstones. The incarnation
-    # tells a restarted writer's sentinels from its previous life's; written_at is the
-    # regional heartbeat.
-    Table(
-        "replication_sentinels",
-        key=(("writer_id", "text"), ("source_datacenter", "text")),
-        columns=(("incarnation", "uuid"), ("sequence", "bigint"), ("written_at", "timestamp")),
-    ),
-    # A fixed ring of rows per writer, overwritten by the command latency probe.
-    Table(
-        "command_probe",
-        key=(("writer_id", "text"), ("slot", "int")),
-        columns=(("sequence", "bigint"), ("payload", "text")),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -75,7 +57,7 @@ def table_cql(config: Config, table: Table) -> str:
 
 def schema_cql(config: Config) -> list[str]:
     """Every statement that creates the monitoring schema, for docs and `create_schema`."""
-    return [keyspace_cql(config), *(table_cql(config, t) for t in TABLES)]
+    return [keyspace_cql(config), *(table_cql(config, t) for t in registry.tables())]
 
 
 async def missing_schema(config: Config, connection: CassandraConnection) -> SchemaGaps:
@@ -100,7 +82,7 @@ async def missing_schema(config: Config, connection: CassandraConnection) -> Sch
     tables: list[Table] = []
     columns: list[tuple[Table, str, str]] = []
     conflicts: list[str] = []
-    for table in TABLES:
+    for table in registry.tables():
         found = present.get(table.name)
         if found is None:
             tables.append(table)

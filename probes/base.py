@@ -30,9 +30,9 @@ class ProbeContext:
 
 
 class Probe(ABC):
-    """One scheduled measurement. Subclasses set `kind` and implement `build` and `run`.
+    """One scheduled measurement. Subclasses set `kind` and implement `run`.
 
-    `kind` names the module's probe in the registry; `name` names this instance (the
+    `kind` names the probe's entry in `probes.registry`; `name` names this instance (the
     `probe` label): the same as `kind` unless one kind builds several instances, such as
     one per declared read model.
     """
@@ -48,11 +48,6 @@ class Probe(ABC):
         self.name = name or self.kind
         self.log = logging.getLogger(f"probes.{self.name}")
 
-    @classmethod
-    @abstractmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        """The enabled instances of this probe for the config (often zero or one)."""
-
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Start background work that outlives one run (optional)."""
 
@@ -64,7 +59,11 @@ class Probe(ABC):
         """One scheduled run. Exceptions are caught and classified by the runner."""
 
     def collect(self) -> Iterable[Metric]:
-        """Metric families from cached state; no I/O."""
+        """Metric families from cached state, with this instance's series; no I/O.
+
+        Instances of one kind may yield families of the same name: the kind's collector
+        (`probes.registry.family_collectors`) exports each of them once, with every series.
+        """
         return ()
 
     def observations(self) -> Iterable[Observation]:

@@ -6,10 +6,15 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter.config.probes import ReachabilityConfig
 from exporter.connection import classify, describe
+from exporter.metric_catalogue import (
+    DATACENTER_REACHABILITY_FAILURES,
+    DATACENTER_REACHABILITY_SECONDS,
+    DATACENTER_REACHABLE,
+)
 from exporter.results import Check, FailureReason, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
 
@@ -26,13 +31,8 @@ class _DatacenterState:
 class ReachabilityProbe(Probe):
     kind = "reachability"
 
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        schedule = context.config.probes.reachability
-        return [cls(context, schedule)] if schedule.enabled else []
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, context: ProbeContext, schedule: ReachabilityConfig) -> None:
+        super().__init__(context, schedule)
         self._state = {
             dc: _DatacenterState(failures=dict.fromkeys(FailureReason, 0))
             for dc in self.config.datacenters.all
@@ -83,21 +83,15 @@ class ReachabilityProbe(Probe):
         return ProbeOutcome.failed(classify(failed[0][1]), detail)
 
     def collect(self) -> Iterable[Metric]:
-        reachable = GaugeMetricFamily(
-            "cqrs_datacenter_reachable",
+        reachable = DATACENTER_REACHABLE.family(
             "1 if the datacenter answered the last reachability probe through its own "
-            "execution profile, 0 if not (refreshed on the probe's schedule).",
-            labels=["cassandra_datacenter"],
+            "execution profile, 0 if not (refreshed on the probe's schedule)."
         )
-        seconds = GaugeMetricFamily(
-            "cqrs_datacenter_reachability_seconds",
-            "How long the datacenter took to answer the last reachability probe.",
-            labels=["cassandra_datacenter"],
+        seconds = DATACENTER_REACHABILITY_SECONDS.family(
+            "How long the datacenter took to answer the last reachability probe."
         )
-        failures = CounterMetricFamily(
-            "cqrs_datacenter_reachability_failures",
-            "Reachability probes a datacenter failed, by bounded reason.",
-            labels=["cassandra_datacenter", "reason"],
+        failures = DATACENTER_REACHABILITY_FAILURES.family(
+            "Reachability probes a datacenter failed, by bounded reason."
         )
         for dc, state in self._state.items():
             if state.reachable is not None:

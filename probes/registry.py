@@ -1,39 +1,103 @@
 """The probe API the service side uses: which probes a config enables, what they write, and
-their metric collectors. Nothing outside `probes/` imports a probe module but this one."""
+their metric collectors. Nothing outside `probes/` imports a probe module but this one.
+
+Each probe kind names the config sections it runs on and a factory: a function of the
+context and one section that returns the section's probe. The registry calls it once per
+enabled section, so `enabled` is judged here alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.schema import TABLES
+from exporter.config import Config, ProbeSchedule
 from exporter.tables import Table
-from probes import REGISTRY
+from probes import latency, read_models, replication
 from probes.base import Probe, ProbeContext
+from probes.reachability import ReachabilityProbe
+
+S = TypeVar("S", bound=ProbeSchedule)
+
+
+@dataclass(frozen=True)
+class Kind(Generic[S]):
+    """One probe kind: the config sections it runs on, its factory, the tables it writes."""
+
+    sections: Callable[[Config], Sequence[S]]
+    """The config sections of the kind's probes: one probe for each enabled one."""
+    factory: Callable[[ProbeContext, S], Probe]
+    tables: tuple[Table, ...] = ()
+    """The tables its probes write in the monitoring keyspace."""
+    parent: Callable[[Config], ProbeSchedule] | None = None
+    """The section the kind's sections are nested in, when that one must be enabled too."""
+
+    def build(self, context: ProbeContext) -> list[Probe]:
+        """The kind's probes for the config: one per enabled section."""
+        config = context.config
+        if self.parent is not None and not self.parent(config).enabled:
+            return []
+        return [self.factory(context, s) for s in self.sections(config) if s.enabled]
+
+
+def _kind(
+    sections: Callable[[Config], Sequence[S]],
+    factory: Callable[[ProbeContext, S], Probe],
+    tables: tuple[Table, ...] = (),
+    parent: Callable[[Config], ProbeSchedule] | None = None,
+) -> Kind[Any]:
+    """A kind whose factory is checked against its sections (in the map, S would be Any)."""
+    return Kind(sections, factory, tables, parent)
+
+
+KINDS: dict[str, Kind[Any]] = {
+    "reachability": _kind(lambda c: [c.probes.reachability], ReachabilityProbe),
+    "replication": _kind(
+        lambda c: [c.probes.replication], replication.replication_probe, replication.TABLES
+    ),
+    "replication_backlog": _kind(
+        lambda c: [c.probes.replication.backlog],
+        replication.ReplicationBacklogProbe,
+        parent=lambda c: c.probes.replication,
+    ),
+    "latency": _kind(lambda c: [c.probes.latency], latency.LatencyProbe, latency.TABLES),
+    # Not nested under `latency` for its enabling: the server's view needs no client timing.
+    "server_latency": _kind(lambda c: [c.probes.latency.server], latency.ServerLatencyProbe),
+    "read_model": _kind(lambda c: c.read_models, read_models.read_model_probe),
+}
+"""Every probe kind by name (the probes' `kind`), in the order probes are built."""
 
 
 def build_probes(context: ProbeContext) -> list[Probe]:
     """Every enabled probe instance for the config, in registry order."""
-    return [probe for cls in REGISTRY.values() for probe in cls.build(context)]
+    return [probe for kind in KINDS.values() for probe in kind.build(context)]
 
 
 def tables() -> tuple[Table, ...]:
     """Every table any probe kind writes in the monitoring keyspace."""
-    return TABLES
+    return tuple(table for kind in KINDS.values() for table in kind.tables)
 
 
 class FamilyCollector(Collector):
-    """The metric families of one probe kind's instances."""
+    """The metric families of one probe kind: each family once, with every instance's series."""
 
     def __init__(self, kind: str, probes: list[Probe]) -> None:
         self.kind = kind
         self.probes = probes
 
     def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
         for probe in self.probes:
-            yield from probe.collect()
+            for family in probe.collect():
+                first = families.setdefault(family.name, family)
+                if first is not family:
+                    # Probes build their families anew on each collect: this one is ours.
+                    first.samples.extend(family.samples)
+        return list(families.values())
 
 
 def family_collectors(probes: Iterable[Probe]) -> list[Collector]:
@@ -50,6 +114,8 @@ def cassandra_up(probes: Iterable[Probe]) -> bool:
 
 
 __all__ = [
+    "KINDS",
+    "Kind",
     "Probe",
     "ProbeContext",
     "Table",

@@ -16,8 +16,9 @@ from exporter.config import parse_config
 from exporter.connection import CassandraConnection
 from exporter.results import Check, FailureReason
 from probes.base import ProbeContext
-from probes.latency import LatencyProbe
-from probes.latency_series import Operation
+from probes.latency.probe import LatencyProbe
+from probes.latency.series import Operation
+from probes.registry import KINDS
 
 DATACENTERS = {"write": "us-east", "read": ["ca-central", "eu-west"]}
 
@@ -31,7 +32,7 @@ def make_probe(**latency: Any) -> LatencyProbe:
         }
     )
     context = ProbeContext(config, CassandraConnection(config), FakeClock())
-    (probe,) = LatencyProbe.build(context)
+    (probe,) = KINDS["latency"].build(context)
     assert isinstance(probe, LatencyProbe)
     return probe
 

@@ -15,8 +15,8 @@ from cassandra.policies import DCAwareRoundRobinPolicy
 from exporter.config.latency import BUILTIN_QUERY
 from exporter.quantiles import bucket_quantile, exact_quantile
 from exporter.results import Check, FailureReason
-from probes.latency_series import Operation
-from probes.server_latency import ServerLatencyProbe
+from probes.latency.series import Operation
+from probes.latency.server import ServerLatencyProbe
 from tests.support import poll_until, serve_exporter
 from tests.test_latency_support import (
     MIN_SAMPLES,

@@ -24,8 +24,8 @@ from exporter.config import parse_config
 from exporter.connection import CassandraConnection
 from exporter.quantiles import BucketHistogram, SlidingHistogram
 from exporter.schema import ensure_schema
-from probes.latency import LatencyProbe
-from probes.latency_series import LatencySeries, Operation
+from probes.latency.probe import LatencyProbe
+from probes.latency.series import LatencySeries, Operation
 from tests.support import RunningExporter
 
 RATE = 10

@@ -16,8 +16,8 @@ from cassandra import OperationTimedOut
 from exporter.event_loop import LagLog
 from exporter.quantiles import exact_quantile, latency_buckets
 from exporter.results import FailureReason
-from probes.latency_series import LatencySeries, Operation, SeriesKey
-from probes.latency_timing import FixedRateLoop, max_in_flight
+from probes.latency.series import LatencySeries, Operation, SeriesKey
+from probes.latency.timing import FixedRateLoop, max_in_flight
 from tests.support import poll_until
 
 

@@ -19,7 +19,7 @@ import pytest
 from exporter.health import Status, judge
 from exporter.results import Check, Observation
 from exporter.stats import quantile
-from probes.read_model_base import ReadModelBase
+from probes.read_models.base import ReadModelBase
 from testbed import TestbedCluster
 from testbed.workload import Knobs, SyncMode, Workload
 from testbed.workload import read_models as declared

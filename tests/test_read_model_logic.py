@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from probes.read_model_audit import Pacer, Verdict, judge
-from probes.read_model_checkpoint import HeadTracker
-from probes.read_model_cql import DeclaredCqlError, position_seconds
-from probes.read_model_sentinel import matches, sentinel_binds
+from probes.read_models.audit import Pacer, Verdict, judge
+from probes.read_models.checkpoint import HeadTracker
+from probes.read_models.cql import DeclaredCqlError, position_seconds
+from probes.read_models.sentinel import matches, sentinel_binds
 
 FIELDS = {"total": "total", "status": "status"}
 

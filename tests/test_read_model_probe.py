@@ -15,19 +15,18 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.registry import Collector
 
 from exporter.clock import FakeClock
 from exporter.config import parse_config
 from exporter.config.read_models import bind_names
 from exporter.health import Status, judge
 from exporter.results import Check
-from probes import REGISTRY
 from probes.base import ProbeContext
-from probes.read_model_audit import AuditProbe
-from probes.read_model_base import ReadModelBase, SyncFailure
-from probes.read_model_checkpoint import CheckpointProbe
-from probes.read_models import ReadModelProbe
+from probes.read_models import read_model_probe
+from probes.read_models.audit import AuditProbe
+from probes.read_models.base import ReadModelBase, SyncFailure
+from probes.read_models.checkpoint import CheckpointProbe
+from probes.registry import KINDS, family_collectors
 
 NOW = 1_700_000_000.0
 
@@ -103,7 +102,7 @@ def build(*models: dict[str, Any]) -> tuple[list[ReadModelBase], ScriptedConnect
     connection = ScriptedConnection()
     clock = FakeClock(wall=NOW)
     context = ProbeContext(config, connection, clock)  # type: ignore[arg-type]
-    probes = ReadModelProbe.build(context)
+    probes = KINDS["read_model"].build(context)
     return probes, connection, clock  # type: ignore[return-value]
 
 
@@ -121,7 +120,7 @@ def audit_probe() -> tuple[AuditProbe, ScriptedConnection, FakeClock]:
 
 
 def test_the_registry_builds_one_probe_per_enabled_read_model() -> None:
-    assert REGISTRY["read_model"] is ReadModelProbe
+    assert KINDS["read_model"].factory is read_model_probe
     disabled = {**checkpoint_model(), "name": "off", "enabled": False}
     probes, _, _ = build(audit_model(), checkpoint_model(), disabled)
     assert [p.name for p in probes] == ["read_model:target", "read_model:projection"]
@@ -236,13 +235,8 @@ async def test_checkpoint_probe_reads_positions_and_reports_unknown_before_any()
 
 def scrape(probes: list[ReadModelBase]) -> str:
     registry = CollectorRegistry(auto_describe=False)
-
-    class All(Collector):
-        def collect(self):  # type: ignore[no-untyped-def]
-            for probe in probes:
-                yield from probe.collect()
-
-    registry.register(All())
+    for collector in family_collectors(probes):
+        registry.register(collector)
     return generate_latest(registry).decode()
 
 

@@ -18,7 +18,7 @@ import yaml
 from cassandra.cluster import Cluster, Session
 
 from exporter.results import Check
-from probes.read_model_base import ReadModelBase
+from probes.read_models.base import ReadModelBase
 from testbed import TestbedCluster
 from tests.support import poll_until, serve_exporter
 

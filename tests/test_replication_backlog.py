@@ -14,7 +14,8 @@ from cassandra import InvalidRequest, OperationTimedOut
 from exporter.config import parse_config
 from exporter.results import FailureReason
 from probes.base import ProbeContext
-from probes.replication_backlog import COLUMNS_QUERY, ReplicationBacklogProbe
+from probes.registry import KINDS
+from probes.replication.backlog import COLUMNS_QUERY, ReplicationBacklogProbe
 
 Host = namedtuple("Host", "address datacenter is_up")
 Column = namedtuple("Column", "table_name column_name")
@@ -61,7 +62,7 @@ class StandIn:
 
 def probe(connection: StandIn) -> ReplicationBacklogProbe:
     context = ProbeContext(CONFIG, connection)  # type: ignore[arg-type]
-    (built,) = ReplicationBacklogProbe.build(context)
+    (built,) = KINDS["replication_backlog"].build(context)
     assert isinstance(built, ReplicationBacklogProbe)
     return built
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from exporter.results import Check
-from probes.replication import ReplicationProbe
-from probes.replication_backlog import ReplicationBacklogProbe
+from probes.replication.backlog import ReplicationBacklogProbe
+from probes.replication.writer import WriterProbe
 from tests.support import RunningExporter, answering_connection, poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
@@ -54,8 +54,8 @@ def replication_config(make_config: Callable[..., dict[str, Any]], **replication
     )
 
 
-def probe_of(running: RunningExporter) -> ReplicationProbe:
-    (probe,) = [p for p in running.exporter.probes if isinstance(p, ReplicationProbe)]
+def probe_of(running: RunningExporter) -> WriterProbe:
+    (probe,) = [p for p in running.exporter.probes if isinstance(p, WriterProbe)]
     return probe
 
 
@@ -85,7 +85,7 @@ async def record(
         await asyncio.sleep(0.02)
 
 
-async def next_sentinel(probe: ReplicationProbe) -> None:
+async def next_sentinel(probe: WriterProbe) -> None:
     """Return just after the scheduler's next sentinel is acknowledged."""
     written = probe.written
     await poll_until(lambda: probe.written > written, timeout=10, interval=0.002)
@@ -263,7 +263,7 @@ async def test_thousand_rounds_leave_one_live_row_per_writer_and_datacenter(
     connection = await answering_connection(configs[0])
     try:
         probes = [
-            ReplicationProbe(ProbeContext(c, connection), c.probes.replication) for c in configs
+            WriterProbe(ProbeContext(c, connection), c.probes.replication) for c in configs
         ]
         for _ in range(1000):
             # No scheduler: rounds back to back, each bounded generously for a busy host.
@@ -332,7 +332,7 @@ async def test_thousand_rounds_leave_one_live_row_per_writer_and_datacenter(
 async def test_regional_exporter_reports_the_writer_heartbeat_age(
     make_config: Callable[..., dict[str, Any]], healthy_testbed: Any
 ) -> None:
-    from probes.replication_heartbeat import HeartbeatProbe
+    from probes.replication.heartbeat import HeartbeatProbe
 
     writer_id = f"test-{uuid.uuid4().hex[:8]}"
     writer = make_config(
@@ -347,7 +347,7 @@ async def test_regional_exporter_reports_the_writer_heartbeat_age(
     )
     async with serve_exporter(writer) as writing, serve_exporter(regional) as reading:
         (heartbeat,) = [p for p in reading.exporter.probes if isinstance(p, HeartbeatProbe)]
-        assert not [p for p in reading.exporter.probes if isinstance(p, ReplicationProbe)]
+        assert not [p for p in reading.exporter.probes if isinstance(p, WriterProbe)]
 
         def age() -> float | None:
             return reading.sample("cqrs_replication_heartbeat_age_seconds", pair(EU))

@@ -8,10 +8,11 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 from exporter.config.replication import ReplicationMode
-from probes import REGISTRY, ProbeContext, build_probes
-from probes.replication import ReplicationProbe
-from probes.replication_backlog import ReplicationBacklogProbe
-from probes.replication_heartbeat import HeartbeatProbe
+from probes.registry import KINDS, ProbeContext, build_probes
+from probes.replication import replication_probe
+from probes.replication.backlog import ReplicationBacklogProbe
+from probes.replication.heartbeat import HeartbeatProbe
+from probes.replication.writer import WriterProbe
 from tests.support import merge
 
 BASE: dict[str, Any] = {
@@ -98,8 +99,8 @@ def test_bad_replication_settings_name_the_key(
 
 
 def test_registry_knows_both_replication_probes() -> None:
-    assert REGISTRY["replication"] is ReplicationProbe
-    assert REGISTRY["replication_backlog"] is ReplicationBacklogProbe
+    assert KINDS["replication"].factory is replication_probe
+    assert KINDS["replication_backlog"].factory is ReplicationBacklogProbe
 
 
 def _built(overrides: dict[str, Any]) -> list[Any]:
@@ -109,7 +110,7 @@ def _built(overrides: dict[str, Any]) -> list[Any]:
 
 def test_writer_mode_builds_the_sentinel_probe_and_the_backlog_probe() -> None:
     kinds = {type(p) for p in _built({})}
-    assert {ReplicationProbe, ReplicationBacklogProbe} <= kinds
+    assert {WriterProbe, ReplicationBacklogProbe} <= kinds
     assert HeartbeatProbe not in kinds
 
 

@@ -16,7 +16,8 @@ from exporter.clock import FakeClock
 from exporter.config import parse_config
 from exporter.results import Check
 from probes.base import ProbeContext
-from probes.replication_heartbeat import HeartbeatProbe
+from probes.registry import KINDS
+from probes.replication.heartbeat import HeartbeatProbe
 
 Row = namedtuple("Row", "incarnation sequence written_at")
 
@@ -60,7 +61,7 @@ class Heartbeats:
 
 def regional(clock: FakeClock) -> tuple[HeartbeatProbe, Heartbeats]:
     connection = Heartbeats()
-    (probe,) = HeartbeatProbe.build(ProbeContext(CONFIG, connection, clock))  # type: ignore[arg-type]
+    (probe,) = KINDS["replication"].build(ProbeContext(CONFIG, connection, clock))  # type: ignore[arg-type]
     assert isinstance(probe, HeartbeatProbe)
     return probe, connection
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from exporter.clock import SystemClock
-from probes.replication_poller import CadencedPoller
+from probes.replication.poller import CadencedPoller
 from tests.support import poll_until
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.replication_tracker import VISIBILITY_BUCKETS, BucketCounts, SentinelTracker
+from probes.replication.tracker import VISIBILITY_BUCKETS, BucketCounts, SentinelTracker
 
 ONE = {"eu": frozenset({None})}
 

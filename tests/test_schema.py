@@ -14,7 +14,8 @@ import yaml
 
 from exporter.config import parse_config
 from exporter.connection import CassandraConnection
-from exporter.schema import TABLES, SchemaGaps, keyspace_cql, missing_schema, schema_cql
+from exporter.schema import SchemaGaps, keyspace_cql, missing_schema, schema_cql
+from probes.registry import tables
 
 CONFIG = {
     "cluster": {"contact_points": ["127.0.0.1"]},
@@ -40,7 +41,7 @@ def test_per_datacenter_replication_factors_are_honoured() -> None:
 
 
 def test_sentinel_table_has_one_partition_per_writer_and_source_datacenter() -> None:
-    (table,) = [t for t in TABLES if t.name == "replication_sentinels"]
+    (table,) = [t for t in tables() if t.name == "replication_sentinels"]
     assert "PRIMARY KEY ((writer_id, source_datacenter))" in table.body
     columns = dict(re.findall(r"(\w+) (text|uuid|bigint|timestamp)", table.body))
     assert columns == {
@@ -72,7 +73,7 @@ class SchemaTables:
 
 
 def complete_columns() -> dict[str, dict[str, str]]:
-    return {t.name: dict((*t.key, *t.columns)) for t in TABLES}
+    return {t.name: dict((*t.key, *t.columns)) for t in tables()}
 
 
 def gaps_of(keyspace_exists: bool, columns: dict[str, dict[str, str]]) -> SchemaGaps:

@@ -1,8 +1,8 @@
 """What every read-model probe keeps, exports and reports, whatever its method.
 
-One probe instance measures one declared read model. The instances share a
-`ReadModelGroup`, whose first member yields the metric families for all of them, so that each
-family appears once in /metrics with one series per read model.
+One probe instance measures one declared read model and yields its own series of every
+family; the kind's collector in `probes.registry` exports each family once, with one series
+per read model.
 """
 
 from __future__ import annotations
@@ -11,11 +11,22 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import ClassVar
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import ReadModelConfig, SyncMethod
 from exporter.config.read_models import EARLY_FAILURES
+from exporter.metric_catalogue import (
+    READ_MODEL,
+    READ_MODEL_QUERIES,
+    READ_MODEL_SOURCE_CLOCK_AHEAD,
+    READ_MODEL_SYNC_LAG,
+    SYNC_CHECKS,
+    SYNC_FAILURE_RATIO,
+    SYNC_FAILURE_RATIO_LOWER,
+    SYNC_FAILURE_RATIO_UPPER,
+    SYNC_FAILURES,
+    SYNC_WINDOW_CHECKS,
+)
 from exporter.results import Check, Observation
 from exporter.stats import RatioEstimate, WindowedCounts, estimate
 from probes.base import Probe, ProbeContext
@@ -41,12 +52,9 @@ class ReadModelBase(Probe):
     kind = "read_model"
     method: ClassVar[SyncMethod]
 
-    def __init__(self, context: ProbeContext, read_model: ReadModelConfig,
-                 group: ReadModelGroup) -> None:
+    def __init__(self, context: ProbeContext, read_model: ReadModelConfig) -> None:
         super().__init__(context, read_model, name=f"read_model:{read_model.name}")
         self.read_model = read_model
-        self.group = group
-        group.members.append(self)
         self.datacenter = read_model.datacenter or self.config.datacenters.write
         self.lag: float | None = None
         self.lag_measured_at: float | None = None
@@ -56,11 +64,6 @@ class ReadModelBase(Probe):
         self.checks = 0
         self.failures: dict[SyncFailure, int] = dict.fromkeys(SyncFailure, 0)
         self.window = WindowedCounts(read_model.failure_window, read_model.failure_window_slices)
-
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        """Method probes are built together by `probes.read_models.ReadModelProbe`."""
-        return []
 
     # --- what runs record ----------------------------------------------------------
 
@@ -117,85 +120,49 @@ class ReadModelBase(Probe):
         )
 
     def collect(self) -> Iterable[Metric]:
-        if self.group.members and self.group.members[0] is self:
-            yield from self.group.collect()
-
-
-class ReadModelGroup:
-    """The read-model probes of one exporter; yields each metric family once for all."""
-
-    def __init__(self) -> None:
-        self.members: list[ReadModelBase] = []
-
-    def collect(self) -> Iterable[Metric]:
-        info = InfoMetricFamily(
-            "cqrs_read_model", "Each declared read model and the method that measures it.",
-            labels=["read_model"],
-        )
-        lag = GaugeMetricFamily(
-            "cqrs_read_model_sync_lag_seconds",
+        info = READ_MODEL.family("Each declared read model and the method that measures it.")
+        lag = READ_MODEL_SYNC_LAG.family(
             "How far the read model trails the write side, as last measured by its method "
             "(refreshed on the read model's schedule; absent before the first measurement and "
-            "once three intervals pass without one).",
-            labels=["read_model"],
+            "once three intervals pass without one)."
         )
-        ahead = GaugeMetricFamily(
-            "cqrs_read_model_source_clock_ahead_seconds",
+        ahead = READ_MODEL_SOURCE_CLOCK_AHEAD.family(
             "How far the newest source timestamp (event TIMEUUID or WRITETIME) read in the last "
             "run was ahead of the exporter's clock: clock skew that makes lags read low. 0 when "
-            "not ahead.",
-            labels=["read_model"],
+            "not ahead."
         )
-        queries = CounterMetricFamily(
-            "cqrs_read_model_queries",
-            "CQL requests the read model's probe has sent.",
-            labels=["read_model"],
+        queries = READ_MODEL_QUERIES.family("CQL requests the read model's probe has sent.")
+        checks = SYNC_CHECKS.family(
+            "Writes checked against the read model (audit rows and sentinels)."
         )
-        checks = CounterMetricFamily(
-            "cqrs_sync_checks",
-            "Writes checked against the read model (audit rows and sentinels).",
-            labels=["read_model"],
-        )
-        failures = CounterMetricFamily(
-            "cqrs_sync_failures",
+        failures = SYNC_FAILURES.family(
             "Checked writes that did not reach the read model correctly, by reason "
-            "(missing, mismatch, stale).",
-            labels=["read_model", "reason"],
+            "(missing, mismatch, stale)."
         )
-        ratio = GaugeMetricFamily(
-            "cqrs_sync_failure_ratio",
-            "Failed checks over checks in the read model's failure window (0..1).",
-            labels=["read_model"],
+        ratio = SYNC_FAILURE_RATIO.family(
+            "Failed checks over checks in the read model's failure window (0..1)."
         )
-        lower = GaugeMetricFamily(
-            "cqrs_sync_failure_ratio_lower",
-            "Lower end of the 95 % Wilson interval of cqrs_sync_failure_ratio.",
-            labels=["read_model"],
+        lower = SYNC_FAILURE_RATIO_LOWER.family(
+            f"Lower end of the 95 % Wilson interval of {SYNC_FAILURE_RATIO.name}."
         )
-        upper = GaugeMetricFamily(
-            "cqrs_sync_failure_ratio_upper",
-            "Upper end of the 95 % Wilson interval of cqrs_sync_failure_ratio.",
-            labels=["read_model"],
+        upper = SYNC_FAILURE_RATIO_UPPER.family(
+            f"Upper end of the 95 % Wilson interval of {SYNC_FAILURE_RATIO.name}."
         )
-        window_checks = GaugeMetricFamily(
-            "cqrs_sync_window_checks",
-            "Checks inside the read model's failure window: the sample size behind the ratio.",
-            labels=["read_model"],
+        window_checks = SYNC_WINDOW_CHECKS.family(
+            "Checks inside the read model's failure window: the sample size behind the ratio."
         )
-        for probe in self.members:
-            name = probe.read_model.name
-            info.add_metric([name], {"method": probe.read_model.method.value})
-            current = probe.current_lag()
-            if current is not None:
-                lag.add_metric([name], current)
-            ahead.add_metric([name], probe.clock_ahead)
-            queries.add_metric([name], probe.queries)
-            if not probe.read_model.checks_sync:
-                continue
-            checks.add_metric([name], probe.checks)
-            for reason, count in probe.failures.items():
+        name = self.read_model.name
+        info.add_metric([name], {"method": self.read_model.method.value})
+        current = self.current_lag()
+        if current is not None:
+            lag.add_metric([name], current)
+        ahead.add_metric([name], self.clock_ahead)
+        queries.add_metric([name], self.queries)
+        if self.read_model.checks_sync:
+            checks.add_metric([name], self.checks)
+            for reason, count in self.failures.items():
                 failures.add_metric([name, reason.value], count)
-            estimate_ = probe.ratio()
+            estimate_ = self.ratio()
             window_checks.add_metric([name], 0 if estimate_ is None else estimate_.trials)
             if estimate_ is not None:
                 ratio.add_metric([name], estimate_.ratio)

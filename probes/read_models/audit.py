@@ -26,13 +26,14 @@ from typing import Any
 
 from cassandra.query import PreparedStatement
 
-from exporter.config import SyncMethod
+from exporter.config import ReadModelConfig, SyncMethod
 from exporter.config.read_models import WRITTEN_AT, AuditConfig
 from exporter.connection import classify, describe
 from exporter.results import ProbeOutcome
 from exporter.stats import quantile
-from probes.read_model_base import ReadModelBase, SyncFailure
-from probes.read_model_cql import DeclaredCqlError, as_dict, bind
+from probes.base import ProbeContext
+from probes.read_models.base import ReadModelBase, SyncFailure
+from probes.read_models.cql import DeclaredCqlError, as_dict, bind
 
 MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
@@ -152,8 +153,8 @@ class _Pending:
 class AuditProbe(ReadModelBase):
     method = SyncMethod.AUDIT
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, context: ProbeContext, read_model: ReadModelConfig) -> None:
+        super().__init__(context, read_model)
         assert self.read_model.audit is not None
         self.settings: AuditConfig = self.read_model.audit
         self.fields = self.settings.fields

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.utils import floatToGoString
+
+_le_label: Callable[[float], str] = floatToGoString
+"""A bucket bound as client histograms write it in `le` (the library's function is untyped)."""
 
 ReaderKey = Hashable
 """Who reads: the datacenter as a whole (None) or one node of it."""
@@ -48,7 +51,7 @@ class BucketCounts:
         running = 0
         for bound, count in zip((*self.bounds, math.inf), self._counts, strict=True):
             running += count
-            result.append((floatToGoString(bound), float(running)))  # as client histograms do
+            result.append((_le_label(bound), float(running)))
         return result
 
 

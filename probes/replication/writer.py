@@ -5,70 +5,41 @@ datacenter) at the command consistency in the write datacenter. Background polle
 that row at LOCAL_ONE in each read datacenter every `poll_interval` until the sentinel, or a
 later one, shows. Both the acknowledgement and the reads are timed on the monotonic clock,
 so clock skew between hosts does not enter. The row doubles as the heartbeat that regional
-exporters read (see `replication_heartbeat`).
+exporters read (see `heartbeat`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC
 from typing import Any
 
 from cassandra.pool import Host
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
-from exporter.config.replication import ReplicationConfig, ReplicationMode
+from exporter.config.replication import ReplicationConfig
 from exporter.connection import classify, describe
+from exporter.metric_catalogue import (
+    REPLICATION_LAG,
+    REPLICATION_LAG_RESOLUTION,
+    REPLICATION_SENTINELS_LOST,
+    REPLICATION_SENTINELS_WRITTEN,
+    REPLICATION_VISIBILITY,
+)
 from exporter.results import Check, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
-from probes.replication_metrics import PAIR_LABELS, ReadFailures
-from probes.replication_poller import CadencedPoller
-from probes.replication_tracker import ReaderKey, SentinelTracker
-
-SENTINEL_TABLE = "replication_sentinels"
-
-
-def insert_cql(keyspace: str) -> str:
-    return (
-        f"INSERT INTO {keyspace}.{SENTINEL_TABLE} "
-        "(writer_id, source_datacenter, incarnation, sequence, written_at) VALUES (?, ?, ?, ?, ?)"
-    )
+from probes.replication.failures import ReadFailures
+from probes.replication.poller import CadencedPoller
+from probes.replication.rows import insert_cql, select_cql, written_at_seconds
+from probes.replication.tracker import ReaderKey, SentinelTracker
 
 
-def select_cql(keyspace: str) -> str:
-    return (
-        f"SELECT incarnation, sequence, written_at FROM {keyspace}.{SENTINEL_TABLE} "
-        "WHERE writer_id = ? AND source_datacenter = ?"
-    )
-
-
-def written_at_seconds(row: Any) -> float | None:
-    """The row's `written_at` (the writer's wall clock) as Unix seconds."""
-    value = getattr(row, "written_at", None)
-    if value is None:
-        return None
-    return float(value.replace(tzinfo=UTC).timestamp())
-
-
-class ReplicationProbe(Probe):
+class WriterProbe(Probe):
     """Writer mode: sentinels written in the write datacenter, looked for in every read one."""
 
     kind = "replication"
     settings: ReplicationConfig
-
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        settings = context.config.probes.replication
-        if not settings.enabled:
-            return []
-        if settings.mode is ReplicationMode.REGIONAL:
-            from probes.replication_heartbeat import HeartbeatProbe
-
-            return [HeartbeatProbe(context, settings)]
-        return [cls(context, settings)]
 
     def __init__(self, context: ProbeContext, settings: ReplicationConfig) -> None:
         super().__init__(context, settings)
@@ -145,7 +116,7 @@ class ReplicationProbe(Probe):
         hosts = self.connection.hosts(dc)
         if not hosts:
             return [None]
-        keys = []
+        keys: list[ReaderKey] = []
         for host in hosts:
             key = str(host.endpoint)
             self._hosts[key] = host
@@ -172,7 +143,7 @@ class ReplicationProbe(Probe):
                 read,
                 due,
                 period=self.settings.poll_interval,
-                limit=1,  # see replication_poller: never queue reads on a stalled node
+                limit=1,  # see poller: never queue reads on a stalled node
                 clock=self.clock,
             )
             self._pollers[(dc, key)] = poller
@@ -228,34 +199,24 @@ class ReplicationProbe(Probe):
 
     def collect(self) -> Iterable[Metric]:
         now = self.clock.monotonic()
-        lag = GaugeMetricFamily(
-            "cqrs_replication_lag_seconds",
+        lag = REPLICATION_LAG.family(
             "How long after acknowledgement in the source datacenter a sentinel becomes "
             "readable in the target one: the age of the oldest unseen sentinel while one is "
-            "outstanding (it grows), else the last estimate. Exporter's monotonic clock.",
-            labels=PAIR_LABELS,
+            "outstanding (it grows), else the last estimate. Exporter's monotonic clock."
         )
-        resolution = GaugeMetricFamily(
-            "cqrs_replication_lag_resolution_seconds",
+        resolution = REPLICATION_LAG_RESOLUTION.family(
             "Width of the interval (last miss to first hit) the last lag estimate is the "
-            "midpoint of.",
-            labels=PAIR_LABELS,
+            "midpoint of."
         )
-        visibility = HistogramMetricFamily(
-            "cqrs_replication_visibility_seconds",
+        visibility = REPLICATION_VISIBILITY.family(
             "Time from a sentinel's acknowledgement to its visibility in the target "
-            "datacenter (midpoint estimates; lost sentinels are not included).",
-            labels=PAIR_LABELS,
+            "datacenter (midpoint estimates; lost sentinels are not included)."
         )
-        lost = CounterMetricFamily(
-            "cqrs_replication_sentinels_lost",
-            "Sentinels not seen in the target datacenter within the sentinel timeout.",
-            labels=PAIR_LABELS,
+        lost = REPLICATION_SENTINELS_LOST.family(
+            "Sentinels not seen in the target datacenter within the sentinel timeout."
         )
-        written = CounterMetricFamily(
-            "cqrs_replication_sentinels_written",
-            "Sentinels acknowledged in the source datacenter.",
-            labels=["source_datacenter"],
+        written = REPLICATION_SENTINELS_WRITTEN.family(
+            "Sentinels acknowledged in the source datacenter."
         )
         written.add_metric([self.source], self.written)
         for dc, state in self.tracker.targets.items():

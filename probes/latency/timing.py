@@ -22,9 +22,10 @@ from typing import Protocol
 from exporter.connection import NotConnected, classify, describe
 from exporter.event_loop import LagLog
 from exporter.results import FailureReason
-from probes.latency_series import LatencySeries
+from probes.latency.series import LatencySeries
 
-log = logging.getLogger(__name__)
+# A stable name for log filters, whatever the module's path.
+log = logging.getLogger("probes.latency_timing")
 
 RETRY_PREPARE = 1.0
 """Seconds between attempts to get a request ready (connect, prepare, load keys)."""

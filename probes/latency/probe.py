@@ -12,36 +12,68 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-)
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
 from exporter.config.latency import BUILTIN_QUERY, LatencyConfig
 from exporter.event_loop import LagLog
+from exporter.metric_catalogue import (
+    COMMAND_DURATION,
+    COMMAND_LATENCY_LAGGED_SAMPLES,
+    COMMAND_LATENCY_P99,
+    COMMAND_LATENCY_QUANTILE,
+    COMMAND_LATENCY_SAMPLES,
+    LATENCY_MISSED_SLOTS,
+    QUERY_DURATION,
+    QUERY_LATENCY_LAGGED_SAMPLES,
+    QUERY_LATENCY_P99,
+    QUERY_LATENCY_QUANTILE,
+    QUERY_LATENCY_SAMPLES,
+    REQUEST_FAILURES,
+    GaugeSpec,
+)
 from exporter.quantiles import latency_buckets
 from exporter.results import Check, FailureReason, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
-from probes.latency_requests import CommandWrite, DeclaredRead, KeyPool, ProbeRead
-from probes.latency_series import LatencySeries, Operation, SeriesKey
-from probes.latency_timing import FixedRateLoop, TimedRequest
+from probes.latency.requests import CommandWrite, DeclaredRead, KeyPool, ProbeRead
+from probes.latency.series import LatencySeries, Operation, SeriesKey
+from probes.latency.timing import FixedRateLoop, TimedRequest
 
 QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("0.999", "p999"), ("1", "max"))
+
+
+@dataclass(frozen=True)
+class WindowSpecs:
+    """The window gauges of one operation: p99, quantiles, samples, lagged samples."""
+
+    p99: GaugeSpec
+    quantiles: GaugeSpec
+    samples: GaugeSpec
+    lagged: GaugeSpec
+
+
+WINDOW_GAUGES = {
+    Operation.COMMAND: WindowSpecs(
+        COMMAND_LATENCY_P99,
+        COMMAND_LATENCY_QUANTILE,
+        COMMAND_LATENCY_SAMPLES,
+        COMMAND_LATENCY_LAGGED_SAMPLES,
+    ),
+    Operation.QUERY: WindowSpecs(
+        QUERY_LATENCY_P99,
+        QUERY_LATENCY_QUANTILE,
+        QUERY_LATENCY_SAMPLES,
+        QUERY_LATENCY_LAGGED_SAMPLES,
+    ),
+}
 
 
 class LatencyProbe(Probe):
     kind = "latency"
     schedule: LatencyConfig
-
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        schedule = context.config.probes.latency
-        return [cls(context, schedule)] if schedule.enabled else []
 
     def __init__(self, context: ProbeContext, schedule: LatencyConfig, name: str = "") -> None:
         super().__init__(context, schedule, name)
@@ -182,24 +214,20 @@ class LatencyProbe(Probe):
 
     def collect(self) -> Iterable[Metric]:
         yield from self._histograms()
-        yield from self._window_gauges(Operation.COMMAND, ["cassandra_datacenter"])
-        yield from self._window_gauges(Operation.QUERY, ["cassandra_datacenter", "query"])
+        yield from self._window_gauges(Operation.COMMAND)
+        yield from self._window_gauges(Operation.QUERY)
         yield from self._counters()
 
     def _histograms(self) -> Iterator[Metric]:
-        command = HistogramMetricFamily(
-            "cqrs_command_duration_seconds",
+        command = COMMAND_DURATION.family(
             "Latency of the probe's commands (writes into the monitoring keyspace through "
             "the write datacenter), from each request's intended start; timeouts, errors and "
-            "missed slots count at the timeout.",
-            labels=["cassandra_datacenter", "consistency"],
+            "missed slots count at the timeout."
         )
-        query = HistogramMetricFamily(
-            "cqrs_query_duration_seconds",
+        query = QUERY_DURATION.family(
             "Latency of the probe's queries per datacenter (query=\"\": the probe's own read; "
             "otherwise a declared read-model query), from each request's intended start; "
-            "timeouts, errors and missed slots count at the timeout.",
-            labels=["cassandra_datacenter", "consistency", "query"],
+            "timeouts, errors and missed slots count at the timeout."
         )
         for series in self.series:
             key = series.key
@@ -217,33 +245,24 @@ class LatencyProbe(Probe):
                 )
         yield from (command, query)
 
-    def _window_gauges(self, operation: Operation, labels: list[str]) -> Iterator[Metric]:
-        prefix = f"cqrs_{operation.value}_latency"
+    def _window_gauges(self, operation: Operation) -> Iterator[Metric]:
+        specs = WINDOW_GAUGES[operation]
         window = self.schedule.window
         what = f"over the last {window:g} s (refreshed every {self.schedule.interval:g} s)"
-        p99 = GaugeMetricFamily(
-            f"{prefix}_p99_seconds",
+        p99 = specs.p99.family(
             f"p99 {operation.value} latency from the in-process HDR histogram {what}; "
-            f"absent until there are samples. Judge it with {prefix}_samples.",
-            labels=labels,
+            f"absent until there are samples. Judge it with {specs.samples.name}."
         )
-        quantiles = GaugeMetricFamily(
-            f"{prefix}_quantile_seconds",
+        quantiles = specs.quantiles.family(
             f"{operation.value.capitalize()} latency quantiles (quantile=\"1\" is the maximum) "
-            f"{what}.",
-            labels=[*labels, "quantile"],
+            f"{what}."
         )
-        samples = GaugeMetricFamily(
-            f"{prefix}_samples",
-            f"Samples behind {prefix}_p99_seconds {what}.",
-            labels=labels,
-        )
-        lagged = GaugeMetricFamily(
-            f"{prefix}_lagged_samples",
+        samples = specs.samples.family(f"Samples behind {specs.p99.name} {what}.")
+        lagged = specs.lagged.family(
             f"Samples {what} timed while the exporter's event loop was late by more than "
-            f"{self.schedule.loop_lag_flag:g} s: their latency is inflated by the exporter.",
-            labels=labels,
+            f"{self.schedule.loop_lag_flag:g} s: their latency is inflated by the exporter."
         )
+        labels = specs.p99.labels
         for series in self._by_operation(operation):
             key = series.key
             # Commands have no query label; queries always do ("" for the probe's own read).
@@ -259,17 +278,13 @@ class LatencyProbe(Probe):
         yield from (p99, quantiles, samples, lagged)
 
     def _counters(self) -> Iterator[Metric]:
-        failures = CounterMetricFamily(
-            "cqrs_request_failures",
+        failures = REQUEST_FAILURES.family(
             "Timed requests that failed, by bounded reason (each also counts at the timeout "
-            "in the duration histograms).",
-            labels=["operation", "cassandra_datacenter", "reason"],
+            "in the duration histograms)."
         )
-        missed = CounterMetricFamily(
-            "cqrs_latency_missed_slots",
+        missed = LATENCY_MISSED_SLOTS.family(
             "Fixed-rate slots for which no request was sent because earlier ones were still "
-            "in flight past their timeout (each counts at the timeout in the histograms).",
-            labels=["operation", "cassandra_datacenter"],
+            "in flight past their timeout (each counts at the timeout in the histograms)."
         )
         failure_totals: dict[tuple[str, str, str], int] = {}
         missed_totals: dict[tuple[str, str], int] = {}

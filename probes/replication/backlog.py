@@ -15,15 +15,20 @@ from dataclasses import dataclass
 
 from cassandra import InvalidRequest
 from cassandra.pool import Host
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
-from exporter.config.replication import ReplicationMode
+from exporter.config.replication import BacklogConfig, ReplicationMode
 from exporter.connection import classify, describe
+from exporter.metric_catalogue import (
+    REPLICATION_BACKLOG_NODES,
+    REPLICATION_HINTS_PENDING,
+    REPLICATION_INTERNODE_PENDING_BYTES,
+    REPLICATION_INTERNODE_PENDING_MESSAGES,
+    GaugeSpec,
+)
 from exporter.results import ProbeOutcome
 from probes.base import Probe, ProbeContext
-from probes.replication_metrics import PAIR_LABELS
 
 COLUMNS_QUERY = (
     "SELECT table_name, column_name FROM system_virtual_schema.columns "
@@ -37,29 +42,33 @@ class BacklogSeries:
 
     table: str
     column: str
-    metric: str
+    spec: GaugeSpec
     help: str
+
+    @property
+    def metric(self) -> str:
+        return self.spec.name
 
 
 SERIES: tuple[BacklogSeries, ...] = (
     BacklogSeries(
         "pending_hints",
         "files",
-        "cqrs_replication_hints_pending_files",
+        REPLICATION_HINTS_PENDING,
         "Hint files the source datacenter's nodes hold for nodes of the target datacenter "
         "(writes that replica missed; summed over the nodes that answered).",
     ),
     BacklogSeries(
         "internode_outbound",
         "pending_count",
-        "cqrs_replication_internode_pending_messages",
+        REPLICATION_INTERNODE_PENDING_MESSAGES,
         "Messages queued on the source datacenter's nodes toward nodes of the target "
         "datacenter (summed over the nodes that answered).",
     ),
     BacklogSeries(
         "internode_outbound",
         "pending_bytes",
-        "cqrs_replication_internode_pending_bytes",
+        REPLICATION_INTERNODE_PENDING_BYTES,
         "Bytes queued on the source datacenter's nodes toward nodes of the target datacenter "
         "(summed over the nodes that answered).",
     ),
@@ -71,14 +80,8 @@ Sums = dict[tuple[str, str], float]
 class ReplicationBacklogProbe(Probe):
     kind = "replication_backlog"
 
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        replication = context.config.probes.replication
-        schedule = replication.backlog
-        return [cls(context, schedule)] if replication.enabled and schedule.enabled else []
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, context: ProbeContext, schedule: BacklogConfig) -> None:
+        super().__init__(context, schedule)
         datacenters = self.config.datacenters
         regional = self.config.probes.replication.mode is ReplicationMode.REGIONAL
         # A regional exporter may not reach the other datacenters: it asks its own only.
@@ -191,16 +194,14 @@ class ReplicationBacklogProbe(Probe):
             sums = self._values.get(series.metric)
             if sums is None:
                 continue
-            family = GaugeMetricFamily(series.metric, series.help, labels=PAIR_LABELS)
+            family = series.spec.family(series.help)
             for (source, target), value in sorted(sums.items()):
                 family.add_metric([source, target], value)
             yield family
         if self._values:
-            nodes = GaugeMetricFamily(
-                "cqrs_replication_backlog_nodes",
+            nodes = REPLICATION_BACKLOG_NODES.family(
                 "Nodes of the datacenter whose backlog the last run could read (the sums "
-                "cover these).",
-                labels=["cassandra_datacenter"],
+                "cover these)."
             )
             for dc in self.sources:
                 nodes.add_metric([dc], self._nodes.get(dc, 0))

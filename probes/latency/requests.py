@@ -13,12 +13,20 @@ from cassandra.query import PreparedStatement
 from exporter.config import Config, Consistency
 from exporter.config.latency import DeclaredQuery
 from exporter.connection import CassandraConnection, describe
-from probes.latency_timing import NotReady
+from exporter.tables import Table
+from probes.latency.timing import NotReady
 
-log = logging.getLogger(__name__)
+# A stable name for log filters, whatever the module's path.
+log = logging.getLogger("probes.latency_requests")
 
 RING = 64
 """Rows per writer in `command_probe`: commands overwrite them in turn, reads pick one."""
+COMMANDS = Table(
+    # A fixed ring of RING rows per writer, overwritten by the commands: rows never grow.
+    "command_probe",
+    key=(("writer_id", "text"), ("slot", "int")),
+    columns=(("sequence", "bigint"), ("payload", "text")),
+)
 PAYLOAD = "x" * 100
 """A small, constant payload: the command's size is not what is being measured."""
 KEY_RETRY = 2.0
@@ -27,13 +35,13 @@ KEY_RETRY = 2.0
 
 def command_cql(keyspace: str) -> str:
     return (
-        f"INSERT INTO {keyspace}.command_probe (writer_id, slot, sequence, payload) "
+        f"INSERT INTO {keyspace}.{COMMANDS.name} (writer_id, slot, sequence, payload) "
         "VALUES (?, ?, ?, ?)"
     )
 
 
 def probe_read_cql(keyspace: str) -> str:
-    return f"SELECT sequence FROM {keyspace}.command_probe WHERE writer_id = ? AND slot = ?"
+    return f"SELECT sequence FROM {keyspace}.{COMMANDS.name} WHERE writer_id = ? AND slot = ?"
 
 
 class _Prepared:

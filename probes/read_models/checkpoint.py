@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 
-from exporter.config import SyncMethod
+from exporter.config import ReadModelConfig, SyncMethod
 from exporter.results import ProbeOutcome
-from probes.read_model_base import ReadModelBase
-from probes.read_model_cql import first_value, position_seconds
+from probes.base import ProbeContext
+from probes.read_models.base import ReadModelBase
+from probes.read_models.cql import first_value, position_seconds
 
 MAX_TRACKED_HEADS = 4096
 
@@ -86,8 +87,8 @@ class HeadTracker:
 class CheckpointProbe(ReadModelBase):
     method = SyncMethod.CHECKPOINT
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, context: ProbeContext, read_model: ReadModelConfig) -> None:
+        super().__init__(context, read_model)
         assert self.read_model.checkpoint is not None
         self.settings = self.read_model.checkpoint
         self.tracker = HeadTracker(self.schedule.interval)

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from string import Template
 from typing import Any
 
-from exporter.config import SyncMethod
+from exporter.config import ReadModelConfig, SyncMethod
 from exporter.config.read_models import SentinelConfig
 from exporter.connection import describe
 from exporter.results import ProbeOutcome
-from probes.read_model_base import ReadModelBase, SyncFailure
-from probes.read_model_cql import as_dict, bind
+from probes.base import ProbeContext
+from probes.read_models.base import ReadModelBase, SyncFailure
+from probes.read_models.cql import as_dict, bind
 
 
 @dataclass
@@ -73,8 +74,8 @@ def matches(row: dict[str, Any], match: dict[str, str], binds: dict[str, Any]) -
 class SentinelProbe(ReadModelBase):
     method = SyncMethod.SENTINEL
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, context: ProbeContext, read_model: ReadModelConfig) -> None:
+        super().__init__(context, read_model)
         assert self.read_model.sentinel is not None
         self.settings: SentinelConfig = self.read_model.sentinel
         self.writer_id = self.config.monitoring.writer_id

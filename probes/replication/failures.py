@@ -1,4 +1,4 @@
-"""Metric families the replication probes share: the label names, and read failures by reason."""
+"""Visibility reads that failed, by reason: what the writer and the heartbeat probes share."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily
 
+from exporter.metric_catalogue import REPLICATION_READ_FAILURES
 from exporter.results import FailureReason
-
-PAIR_LABELS = ["source_datacenter", "target_datacenter"]
 
 
 class ReadFailures:
@@ -27,11 +26,9 @@ class ReadFailures:
         self.last_error.pop(dc, None)
 
     def family(self, source: str) -> CounterMetricFamily:
-        family = CounterMetricFamily(
-            "cqrs_replication_read_failures",
+        family = REPLICATION_READ_FAILURES.family(
             "Replication visibility reads that failed or timed out, by bounded reason (each "
-            "counts as a miss).",
-            labels=[*PAIR_LABELS, "reason"],
+            "counts as a miss)."
         )
         for dc, counts in self.counts.items():
             for reason, count in counts.items():

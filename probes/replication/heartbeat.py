@@ -15,27 +15,25 @@ import math
 from collections.abc import Iterable
 
 from cassandra.pool import Host
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
 from exporter.config.replication import ReplicationConfig
 from exporter.connection import classify, describe
+from exporter.metric_catalogue import REPLICATION_HEARTBEAT_AGE
 from exporter.results import Check, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
-from probes.replication import ReplicationProbe, select_cql, written_at_seconds
-from probes.replication_metrics import PAIR_LABELS, ReadFailures
-from probes.replication_poller import CadencedPoller
-from probes.replication_tracker import ReaderKey
+from probes.replication.failures import ReadFailures
+from probes.replication.poller import CadencedPoller
+from probes.replication.rows import select_cql, written_at_seconds
+from probes.replication.tracker import ReaderKey
 
 
 class HeartbeatProbe(Probe):
+    """Regional mode: the writer's heartbeat, read in this exporter's own datacenter."""
+
     kind = "replication"
     settings: ReplicationConfig
-
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        return ReplicationProbe.build(context)
 
     def __init__(self, context: ProbeContext, settings: ReplicationConfig) -> None:
         super().__init__(context, settings)
@@ -81,7 +79,7 @@ class HeartbeatProbe(Probe):
                 read,
                 lambda: self._due(key),
                 period=self.settings.poll_interval,
-                limit=1,  # see replication_poller: never queue reads on a stalled node
+                limit=1,  # see poller: never queue reads on a stalled node
                 clock=self.clock,
             )
             self._pollers[key] = poller
@@ -141,12 +139,10 @@ class HeartbeatProbe(Probe):
         return None if age is None else max(0.0, age - self.settings.interval)
 
     def collect(self) -> Iterable[Metric]:
-        age = GaugeMetricFamily(
-            "cqrs_replication_heartbeat_age_seconds",
+        age = REPLICATION_HEARTBEAT_AGE.family(
             "Age of the newest writer heartbeat readable in the target datacenter: this "
             "exporter's wall clock minus the writer's (depends on synchronized clocks; "
-            "includes up to one writer interval).",
-            labels=PAIR_LABELS,
+            "includes up to one writer interval)."
         )
         value = self.age()
         if value is not None:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from cassandra import InvalidRequest
 from cassandra.pool import Host
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.config.latency import ServerLatencyConfig, queried_table
 from exporter.connection import classify, describe
+from exporter.metric_catalogue import SERVER_COORDINATOR_LATENCY_P99, SERVER_LATENCY_NODES_ANSWERED
 from exporter.results import FailureReason, ProbeOutcome
 from probes.base import Probe, ProbeContext
+from probes.latency.requests import COMMANDS
 
 VIEWS = {
     "read": "coordinator_read_latency",
@@ -58,17 +59,12 @@ class ServerLatencyProbe(Probe):
     kind = "server_latency"
     schedule: ServerLatencyConfig
 
-    @classmethod
-    def build(cls, context: ProbeContext) -> list[Probe]:
-        schedule = context.config.probes.latency.server
-        return [cls(context, schedule)] if schedule.enabled else []
-
     def __init__(
         self, context: ProbeContext, schedule: ServerLatencyConfig, name: str = ""
     ) -> None:
         super().__init__(context, schedule, name)
         # Unquoted names are stored lower-case, and the keyspace is never quoted.
-        tables = {(self.config.monitoring.keyspace.lower(), "command_probe")}
+        tables = {(self.config.monitoring.keyspace.lower(), COMMANDS.name)}
         for query in self.config.probes.latency.queries:
             table = queried_table(query.cql)
             if table is not None:
@@ -98,7 +94,7 @@ class ServerLatencyProbe(Probe):
 
     async def _node(self, host: Host) -> list[tuple[str, str, str, float, int]]:
         """(operation, keyspace, table, p99 seconds, count) from one node; raises on failure."""
-        found = []
+        found: list[tuple[str, str, str, float, int]] = []
         for operation, view in VIEWS.items():
             if view in self.missing_views:
                 continue
@@ -148,22 +144,18 @@ class ServerLatencyProbe(Probe):
         return ProbeOutcome.ok()
 
     def collect(self) -> Iterable[Metric]:
-        p99 = GaugeMetricFamily(
-            "cqrs_server_coordinator_latency_p99_seconds",
+        p99 = SERVER_COORDINATOR_LATENCY_P99.family(
             "Cassandra's own coordinator p99 latency per table (system_views.coordinator_"
             "read_latency / coordinator_write_latency, a recent-biased decaying histogram), "
-            "the highest among the datacenter's nodes; only the tables the latency probe times.",
-            labels=["operation", "cassandra_datacenter", "keyspace", "table"],
+            "the highest among the datacenter's nodes; only the tables the latency probe times."
         )
         for entry in self.latencies:
             p99.add_metric(
                 [entry.operation, entry.datacenter, entry.keyspace, entry.table],
                 entry.p99_seconds,
             )
-        answered = GaugeMetricFamily(
-            "cqrs_server_latency_nodes_answered",
-            "Nodes of the datacenter whose latency virtual tables answered the last run.",
-            labels=["cassandra_datacenter"],
+        answered = SERVER_LATENCY_NODES_ANSWERED.family(
+            "Nodes of the datacenter whose latency virtual tables answered the last run."
         )
         for dc, count in self.answered.items():
             answered.add_metric([dc], count)
