@@ -17,7 +17,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     InfoMetricFamily,
 )
-from prometheus_client.metrics_core import Metric
 
 
 class MetricType(StrEnum):
@@ -70,23 +69,10 @@ class MetricSpec:
             raise ValueError(f"{self.name} is a {self.type}: it has no {suffix} samples")
         return self.name + suffix
 
-    def family(self, documentation: str, *, value: float | None = None) -> Metric:
-        """A new, empty family of this spec (or, without labels, one holding `value`)."""
-        labels = list(self.labels)
-        if self.type is MetricType.GAUGE:
-            if value is not None:
-                return GaugeMetricFamily(self.name, documentation, value=value)
-            return GaugeMetricFamily(self.name, documentation, labels=labels)
-        if self.type is MetricType.COUNTER:
-            if value is not None:
-                return CounterMetricFamily(self.name, documentation, value=value)
-            return CounterMetricFamily(self.name, documentation, labels=labels)
-        if self.type is MetricType.HISTOGRAM:
-            return HistogramMetricFamily(self.name, documentation, labels=labels)
-        return InfoMetricFamily(self.name, documentation, labels=labels)
 
 
-# One subclass per type, so that `family` is typed with the family's own `add_metric`.
+# One spec class per type: `family(help)` returns a new, empty family of that type's own
+# class, so its `add_metric` is typed.
 
 
 @dataclass(frozen=True)
@@ -94,41 +80,34 @@ class GaugeSpec(MetricSpec):
     type: MetricType = MetricType.GAUGE
 
     def family(self, documentation: str, *, value: float | None = None) -> GaugeMetricFamily:
-        family = super().family(documentation, value=value)
-        assert isinstance(family, GaugeMetricFamily)
-        return family
+        """A new, empty family (or, for a gauge without labels, one holding `value`)."""
+        if value is not None:
+            return GaugeMetricFamily(self.name, documentation, value=value)
+        return GaugeMetricFamily(self.name, documentation, labels=list(self.labels))
 
 
 @dataclass(frozen=True)
 class CounterSpec(MetricSpec):
     type: MetricType = MetricType.COUNTER
 
-    def family(self, documentation: str, *, value: float | None = None) -> CounterMetricFamily:
-        family = super().family(documentation, value=value)
-        assert isinstance(family, CounterMetricFamily)
-        return family
+    def family(self, documentation: str) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, documentation, labels=list(self.labels))
 
 
 @dataclass(frozen=True)
 class HistogramSpec(MetricSpec):
     type: MetricType = MetricType.HISTOGRAM
 
-    def family(
-        self, documentation: str, *, value: float | None = None
-    ) -> HistogramMetricFamily:
-        family = super().family(documentation, value=value)
-        assert isinstance(family, HistogramMetricFamily)
-        return family
+    def family(self, documentation: str) -> HistogramMetricFamily:
+        return HistogramMetricFamily(self.name, documentation, labels=list(self.labels))
 
 
 @dataclass(frozen=True)
 class InfoSpec(MetricSpec):
     type: MetricType = MetricType.INFO
 
-    def family(self, documentation: str, *, value: float | None = None) -> InfoMetricFamily:
-        family = super().family(documentation, value=value)
-        assert isinstance(family, InfoMetricFamily)
-        return family
+    def family(self, documentation: str) -> InfoMetricFamily:
+        return InfoMetricFamily(self.name, documentation, labels=list(self.labels))
 
 
 def _gauge(name: str, *labels: str) -> GaugeSpec:

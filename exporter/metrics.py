@@ -12,26 +12,15 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter import metric_catalogue as catalogue
-from exporter.metric_catalogue import MetricSpec
 from exporter.results import FailureReason
 from exporter.scheduler import ProbeRunState
-
-FamilyT = TypeVar("FamilyT", bound=Metric)
-
-
-def _family(kind: type[FamilyT], spec: MetricSpec, documentation: str) -> FamilyT:
-    family = spec.family(documentation)
-    assert isinstance(family, kind), spec
-    return family
 
 
 class RunnerCollector(Collector):
@@ -42,9 +31,7 @@ class RunnerCollector(Collector):
         self._up = up
 
     def collect(self) -> Iterable[Metric]:
-        build = _family(
-            InfoMetricFamily,
-            catalogue.EXPORTER_BUILD,
+        build = catalogue.EXPORTER_BUILD.family(
             "Version of the CQRS exporter and of its Python runtime.",
         )
         build.add_metric([], {"version": __version__, "python_version": platform.python_version()})
@@ -56,26 +43,16 @@ class RunnerCollector(Collector):
             value=1.0 if self._up() else 0.0,
         )
 
-        success = _family(
-            GaugeMetricFamily,
-            catalogue.PROBE_SUCCESS,
+        success = catalogue.PROBE_SUCCESS.family(
             "1 if the probe's last run succeeded, 0 if it failed.",
         )
-        duration = _family(
-            GaugeMetricFamily, catalogue.PROBE_DURATION, "How long the probe's last run took."
-        )
-        last_success = _family(
-            GaugeMetricFamily,
-            catalogue.PROBE_LAST_SUCCESS,
+        duration = catalogue.PROBE_DURATION.family("How long the probe's last run took.")
+        last_success = catalogue.PROBE_LAST_SUCCESS.family(
             "Unix time at which the probe last succeeded.",
         )
-        runs = _family(CounterMetricFamily, catalogue.PROBE_RUNS, "Probe runs completed.")
-        failures = _family(
-            CounterMetricFamily, catalogue.PROBE_FAILURES, "Probe runs that failed, by reason."
-        )
-        skipped = _family(
-            CounterMetricFamily,
-            catalogue.PROBE_SKIPPED,
+        runs = catalogue.PROBE_RUNS.family("Probe runs completed.")
+        failures = catalogue.PROBE_FAILURES.family("Probe runs that failed, by reason.")
+        skipped = catalogue.PROBE_SKIPPED.family(
             "Scheduled probe runs skipped because the previous run was still going.",
         )
         for name, state in self._states.items():

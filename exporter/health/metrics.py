@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -17,14 +16,7 @@ from exporter import metric_catalogue as catalogue
 from exporter.config import Config
 from exporter.health.snapshot import HealthSnapshot
 from exporter.health.verdicts import Status, threshold_for
-from exporter.metric_catalogue import MetricSpec
 from exporter.results import Check
-
-
-def _gauge(spec: MetricSpec, documentation: str) -> GaugeMetricFamily:
-    family = spec.family(documentation)
-    assert isinstance(family, GaugeMetricFamily), spec
-    return family
 
 
 def _states(current: Status) -> Iterable[tuple[str, float]]:
@@ -33,15 +25,13 @@ def _states(current: Status) -> Iterable[tuple[str, float]]:
 
 
 def health_metrics(snapshot: HealthSnapshot, config: Config) -> Iterable[Metric]:
-    overall = _gauge(
-        catalogue.HEALTH_OVERALL_STATUS,
+    overall = catalogue.HEALTH_OVERALL_STATUS.family(
         "The overall health verdict as a state set: 1 for the current status, 0 for the others.",
     )
     for status, value in _states(snapshot.overall.status):
         overall.add_metric([status], value)
 
-    checks = _gauge(
-        catalogue.HEALTH_STATUS,
+    checks = catalogue.HEALTH_STATUS.family(
         "Each health check's verdict (worst of its components, after hysteresis) as a state "
         "set: 1 for the current status, 0 for the others. UNKNOWN until a probe reports it.",
     )
@@ -51,8 +41,7 @@ def health_metrics(snapshot: HealthSnapshot, config: Config) -> Iterable[Metric]
         for status, value in _states(current):
             checks.add_metric([check.value, status], value)
 
-    components = _gauge(
-        catalogue.HEALTH_COMPONENT_STATUS,
+    components = catalogue.HEALTH_COMPONENT_STATUS.family(
         "Each check component's verdict (per datacenter or read model) as a state set.",
     )
     for items in snapshot.overall.components.values():
@@ -60,16 +49,14 @@ def health_metrics(snapshot: HealthSnapshot, config: Config) -> Iterable[Metric]
             for status, value in _states(item.status):
                 components.add_metric([item.check.value, item.component, status], value)
 
-    groups = _gauge(
-        catalogue.HEALTH_GROUP_STATUS,
+    groups = catalogue.HEALTH_GROUP_STATUS.family(
         "Each configured health group's verdict (as served at /health/<group>) as a state set.",
     )
     for name, view in snapshot.groups.items():
         for status, value in _states(view.status):
             groups.add_metric([name, status], value)
 
-    thresholds = _gauge(
-        catalogue.HEALTH_THRESHOLD,
+    thresholds = catalogue.HEALTH_THRESHOLD.family(
         "The configured threshold of each health check, in base units (seconds or a ratio).",
     )
     for check in Check:
