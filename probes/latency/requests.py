@@ -17,7 +17,7 @@ from exporter.tables import Table
 from probes.latency.timing import NotReady
 
 # A stable name for log filters, whatever the module's path.
-log = logging.getLogger("probes.latency_requests")
+log = logging.getLogger(__name__)
 
 RING = 64
 """Rows per writer in `command_probe`: commands overwrite them in turn, reads pick one."""

@@ -25,7 +25,7 @@ from exporter.results import FailureReason
 from probes.latency.series import LatencySeries
 
 # A stable name for log filters, whatever the module's path.
-log = logging.getLogger("probes.latency_timing")
+log = logging.getLogger(__name__)
 
 RETRY_PREPARE = 1.0
 """Seconds between attempts to get a request ready (connect, prepare, load keys)."""

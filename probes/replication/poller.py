@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from exporter.clock import Clock
 
 # A stable name for log filters, whatever the module's path.
-log = logging.getLogger("probes.replication_poller")
+log = logging.getLogger(__name__)
 
 Due = Callable[[], float | None]
 """Seconds until a read is due (zero or less: now), or None: wait until woken."""
