@@ -1,6 +1,6 @@
 """How long from pausing a read datacenter's node to CqrsReplicationLagHigh firing in Prometheus.
 
-Starts the same stack as tests/test_prometheus_e2e.py (the reference workload, a writer and
+Starts the same stack as tests/e2e/test_prometheus_e2e.py (the reference workload, a writer and
 a regional exporter, Debian's Prometheus with the generated rules, scraping every 4 s and
 evaluating every 1 s) against a running testbed, then repeats: pause eu-west's node until the
 alert fires, resume it, wait until the alert clears. The alert's `for:` is shortened (10s by
@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.common import save_results
 from testbed.cluster import TestbedCluster
-from tests.test_prometheus_e2e import PAUSED, SCRAPE_SECONDS, pause_until_firing, running_stack
+from tests.e2e.test_prometheus_e2e import PAUSED, SCRAPE_SECONDS, pause_until_firing, running_stack
 
 
 def exporter_config(cluster: TestbedCluster) -> dict[str, Any]:

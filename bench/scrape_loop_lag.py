@@ -33,7 +33,7 @@ from exporter.quantiles import exact_quantile
 from exporter.service import Exporter
 from probes.latency.probe import LatencyProbe
 from testbed import TestbedCluster
-from tests.test_event_loop_scrape import SCRAPER, measure_lag
+from tests.cluster.test_event_loop_scrape import SCRAPER, measure_lag
 
 
 class OnTheLoop(Executor):

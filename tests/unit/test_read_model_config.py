@@ -187,7 +187,7 @@ def test_bind_names_ignore_string_literals_and_casts() -> None:
 
 
 def test_the_examples_in_the_documentation_are_valid() -> None:
-    text = (Path(__file__).resolve().parent.parent / "docs" / "read-models.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "read-models.md").read_text()
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S)
               if b.startswith("  - name:")]
     assert len(blocks) == 3

@@ -19,7 +19,7 @@ import yaml
 
 from exporter.generate.panels import DATASOURCE, GRID_WIDTH, PERCENT_UNIT, SCHEMA_VERSION, SECONDS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PATHS = sorted((REPO / "dashboards").glob("*.json"))
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range"}
 # What the e2e test and this parse check put in for Grafana's variables.

@@ -12,7 +12,7 @@ from exporter.config import ConfigError, load_config, parse_config
 from exporter.config.base import format_duration, parse_duration
 
 BAD_CONFIGS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def expected_errors(path: Path) -> list[str]:
@@ -51,7 +51,7 @@ def test_check_config_prints_errors_and_exits_2_without_traceback(path: Path) ->
 
 
 def test_serve_refuses_a_bad_config_the_same_way() -> None:
-    path = REPO / "tests" / "bad_configs" / "write_dc_as_read.yaml"
+    path = Path(__file__).parent / "bad_configs" / "write_dc_as_read.yaml"
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "serve", "--config", str(path)],
         capture_output=True,

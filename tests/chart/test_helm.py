@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.chart.test_helm_image import FINAL, only
 from tests.support import free_port, serve_command
-from tests.test_helm_image import FINAL, only
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "cqrs-exporter"
 TOOLS = Path(os.environ.get("CQRS_TOOLS_DIR", ROOT / ".tools"))
 SCHEMAS = TOOLS / "kubernetes-json-schema"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.config import Config
-from tests.test_helm import CHART, Chart, ci
+from tests.chart.test_helm import CHART, Chart, ci
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 

@@ -16,7 +16,7 @@ from exporter.config import parse_config
 from exporter.service import Exporter
 from tests.support import poll_until, serve_exporter
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCUMENT = REPO / "docs" / "openapi.yaml"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 

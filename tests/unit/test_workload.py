@@ -1,5 +1,4 @@
-"""The reference CQRS workload: its knobs, its command line, and its three sync modes on the
-real testbed."""
+"""The reference CQRS workload: its knobs, its command line and its schema."""
 
 from __future__ import annotations
 
@@ -7,16 +6,13 @@ import asyncio
 import random
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 
-from testbed import TestbedCluster
-from testbed.workload import Knobs, SyncMode, Workload, WorkloadThread
+from testbed.workload import Workload
 from testbed.workload.faults import Delay, DelayKind, FailureKind, Fate, decide
 from testbed.workload.schema import schema_cql, schema_statements
-from tests.support import poll_until
 
 
 @pytest.mark.parametrize(
@@ -101,74 +97,6 @@ def test_command_line_prints_the_schema() -> None:
     )
     assert result.returncode == 0
     assert "CREATE TABLE IF NOT EXISTS demo.events (" in result.stdout
-
-
-@pytest.mark.cluster
-async def test_each_sync_mode_reaches_the_read_models(testbed_cluster: TestbedCluster) -> None:
-    workload = Workload(testbed_cluster.contact_points, testbed_cluster.write_datacenter,
-                        keyspace=f"wl_modes_{int(time.time()) % 100000}",
-                        replication=dict.fromkeys(testbed_cluster.datacenters, 1),
-                        knobs=Knobs(rate=0, mode=SyncMode.IN_REQUEST), seed=1)
-    await workload.start()
-    ks = workload.keyspace
-
-    async def count(table: str) -> int:
-        rows = await workload.execute(f"SELECT count(*) FROM {ks}.{table}")
-        return int(rows[0][0])
-
-    try:
-        await workload.run_commands(20)
-        assert await count("orders_by_customer") == 20 and await count("orders_by_date") == 20
-
-        workload.knobs.mode, workload.knobs.delay = SyncMode.ASYNC, Delay.fixed(1.0)
-        await workload.run_commands(10)
-        assert workload.pending_syncs > 0  # the consumer has not written them yet
-        await poll_until(lambda: workload.pending_syncs == 0, timeout=30,
-                         message="async syncs done")
-        assert await count("orders_by_customer") == 30
-
-        await workload.stop_projector()
-        workload.knobs.mode = SyncMode.PROJECTION
-        await workload.run_commands(10)
-        assert workload.stats.events_appended == 10
-        assert await count("orders_by_customer") == 30  # no projector: nothing projected
-        workload.start_projector()
-        await poll_until(workload.projector_caught_up, timeout=30, interval=0.3,
-                         message="projector caught up")
-        assert await count("orders_by_customer") == 40
-        assert await workload.checkpoint() is not None
-
-        workload.knobs.mode, workload.knobs.failure_rate = SyncMode.IN_REQUEST, 1.0
-        workload.knobs.failure_kind = FailureKind.DROP
-        await workload.run_commands(5)
-        assert await count("orders_by_customer") == 40  # all five dropped
-        assert workload.stats.fates["orders_by_customer"]["dropped"] == 5
-        lags = workload.stats.true_lags(table="orders_by_customer")
-        assert len(lags) == 40 and min(lags) >= 0.0
-    finally:
-        await workload.stop(drain=2.0)
-
-
-@pytest.mark.cluster
-def test_the_workload_runs_from_a_thread_at_its_rate(testbed_cluster: TestbedCluster) -> None:
-    workload = Workload(testbed_cluster.contact_points, testbed_cluster.write_datacenter,
-                        keyspace=f"wl_thread_{int(time.time()) % 100000}",
-                        replication=dict.fromkeys(testbed_cluster.datacenters, 1),
-                        knobs=Knobs(rate=20))
-    runner = WorkloadThread(workload).start(projector=False)
-    try:
-        began = time.monotonic()
-        time.sleep(3.0)
-        runner.knobs.rate = 0  # knobs change while it runs
-        issued = workload.stats.commands + workload.stats.command_errors
-        elapsed = time.monotonic() - began
-        time.sleep(1.0)
-        after = workload.stats.commands + workload.stats.command_errors
-    finally:
-        runner.stop()
-    assert 0.6 * 20 * elapsed <= issued <= 20 * elapsed + 25
-    assert after - issued <= 30  # only those already in flight
-    assert workload.stats.command_errors == 0
 
 
 def test_asyncio_is_not_needed_to_build_one() -> None:

@@ -32,7 +32,7 @@ from exporter.generate.rules import alert_rules
 from exporter.generate.settings import Settings
 from exporter.metric_catalogue import MetricType, by_sample
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CATALOGUE_FILE = REPO / "exporter" / "metric_catalogue.py"
 NOT_CATALOGUED = "is not in exporter/metric_catalogue.py"
 RULE_FILES = sorted((REPO / "alerts").glob("*.rules.yaml"))

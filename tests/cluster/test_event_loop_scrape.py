@@ -24,14 +24,14 @@ from prometheus_client.exposition import generate_latest
 
 from exporter.app import Collected
 from exporter.quantiles import exact_quantile
-from tests.support import poll_until, serve_exporter
-from tests.test_latency_support import (
+from tests.latency_support import (
     MIN_SAMPLES,
     create_monitoring_schema,
     latency_overrides,
     latency_probe,
     too_busy_to_judge_thresholds,
 )
+from tests.support import poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
 

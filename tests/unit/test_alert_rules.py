@@ -18,7 +18,7 @@ import yaml
 from exporter.generate.rules import alert_rules
 from exporter.generate.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = "/usr/bin/promtool"
 RULE_FILES = [
     REPO / "alerts" / "cqrs-exporter.rules.yaml",

@@ -207,7 +207,7 @@ async def test_no_body_carries_hosts_users_secrets_or_errors(
 async def test_schemathesis_finds_the_live_service_conforms_to_the_openapi_document(
     make_config: Callable[..., dict[str, Any]], healthy_testbed: TestbedCluster
 ) -> None:
-    from tests.test_health_openapi import run_schemathesis
+    from tests.unit.test_health_openapi import run_schemathesis
 
     config = make_config(
         # The document's example group, answering 200 unless DOWN.

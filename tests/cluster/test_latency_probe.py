@@ -17,8 +17,7 @@ from exporter.quantiles import bucket_quantile, exact_quantile
 from exporter.results import Check, FailureReason
 from probes.latency.series import Operation
 from probes.latency.server import ServerLatencyProbe
-from tests.support import poll_until, serve_exporter
-from tests.test_latency_support import (
+from tests.latency_support import (
     MIN_SAMPLES,
     RATE,
     bucket_width_at,
@@ -32,6 +31,7 @@ from tests.test_latency_support import (
     too_busy_to_judge_thresholds,
     wait_for,
 )
+from tests.support import poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
 

@@ -24,7 +24,7 @@ from exporter.generate.settings import DEFAULT_RUNBOOK_URL, Settings
 from exporter.health import threshold_for
 from exporter.results import Check
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alerts" / "cqrs-exporter.rules.yaml"
 
 # Each thresholded check: its alert, and the metric its dashboard panels draw it on.
