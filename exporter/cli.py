@@ -48,20 +48,22 @@ def _report_config_error(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _load(path: str) -> Config | int:
+def _load(path: str, *, resolve_secrets: bool = True) -> Config | int:
     try:
-        return load_config(path)
+        return load_config(path, resolve_secrets=resolve_secrets)
     except ConfigError as error:
         return _report_config_error(error)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, resolve_secrets=args.resolve_secrets)
     if isinstance(config, int):
         return config
+    secrets = "secrets read" if args.resolve_secrets else "secrets not read (--resolve-secrets)"
     print(
         f"{args.config}: OK (write datacenter {config.datacenters.write}; read datacenters "
-        f"{', '.join(config.datacenters.read) or 'none'}; {len(config.read_models)} read models)"
+        f"{', '.join(config.datacenters.read) or 'none'}; {len(config.read_models)} read "
+        f"models; {secrets})"
     )
     return EXIT_OK
 
@@ -69,7 +71,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from exporter.schema import schema_cql
 
-    config = _load(args.config)
+    # The CQL needs no credentials: whoever creates the keyspace may not hold them.
+    config = _load(args.config, resolve_secrets=False)
     if isinstance(config, int):
         return config
     for statement in schema_cql(config):
@@ -101,7 +104,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     runbook_url = args.runbook_url or DEFAULT_RUNBOOK_URL
     config = None
     if args.config:
-        loaded = _load(args.config)
+        loaded = _load(args.config, resolve_secrets=False)  # only thresholds are read
         if isinstance(loaded, int):
             return loaded
         config = loaded
@@ -141,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config", metavar="PATH")
+    check.add_argument(
+        "--resolve-secrets",
+        action="store_true",
+        help="also read every secret (environment variable or file), as `serve` does",
+    )
     check.set_defaults(func=cmd_check_config)
 
     schema = sub.add_parser("schema", help="print the CQL that creates the monitoring schema")

@@ -16,6 +16,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     InfoMetricFamily,
+    SummaryMetricFamily,
 )
 
 
@@ -23,6 +24,7 @@ class MetricType(StrEnum):
     GAUGE = "gauge"
     COUNTER = "counter"
     HISTOGRAM = "histogram"
+    SUMMARY = "summary"
     INFO = "info"
 
 
@@ -30,6 +32,7 @@ _SUFFIXES: dict[MetricType, tuple[str, ...]] = {
     MetricType.GAUGE: ("",),
     MetricType.COUNTER: ("_total",),
     MetricType.HISTOGRAM: ("_bucket", "_sum", "_count"),
+    MetricType.SUMMARY: ("", "_sum", "_count"),
     MetricType.INFO: ("_info",),
 }
 
@@ -103,6 +106,31 @@ class HistogramSpec(MetricSpec):
 
 
 @dataclass(frozen=True)
+class SummarySpec(MetricSpec):
+    """Quantiles with their `_sum` and `_count`; the `quantile` label comes with each value."""
+
+    type: MetricType = MetricType.SUMMARY
+
+    def family(self, documentation: str) -> SummaryMetricFamily:
+        return SummaryMetricFamily(self.name, documentation, labels=list(self.labels))
+
+    def add(
+        self,
+        family: SummaryMetricFamily,
+        values: list[str],
+        quantiles: dict[str, float],
+        *,
+        count: int,
+        total: float,
+    ) -> None:
+        """One series of `family`: its `quantile` samples, then its `_count` and `_sum`."""
+        labels = dict(zip(self.labels, values, strict=True))
+        for quantile, value in quantiles.items():
+            family.add_sample(self.name, {**labels, "quantile": quantile}, value)
+        family.add_metric(values, count_value=count, sum_value=total)
+
+
+@dataclass(frozen=True)
 class InfoSpec(MetricSpec):
     type: MetricType = MetricType.INFO
 
@@ -120,6 +148,10 @@ def _counter(name: str, *labels: str) -> CounterSpec:
 
 def _histogram(name: str, *labels: str) -> HistogramSpec:
     return HistogramSpec(name, labels=labels)
+
+
+def _summary(name: str, *labels: str) -> SummarySpec:
+    return SummarySpec(name, labels=labels)
 
 
 def _info(name: str, *labels: str) -> InfoSpec:
@@ -165,11 +197,11 @@ REPLICATION_BACKLOG_NODES = _gauge("cqrs_replication_backlog_nodes", DC)
 COMMAND_DURATION = _histogram("cqrs_command_duration_seconds", DC, "consistency")
 QUERY_DURATION = _histogram("cqrs_query_duration_seconds", DC, "consistency", "query")
 COMMAND_LATENCY_P99 = _gauge("cqrs_command_latency_p99_seconds", DC)
-COMMAND_LATENCY_QUANTILE = _gauge("cqrs_command_latency_quantile_seconds", DC, "quantile")
+COMMAND_LATENCY_WINDOW = _summary("cqrs_command_latency_window_seconds", DC)
 COMMAND_LATENCY_SAMPLES = _gauge("cqrs_command_latency_samples", DC)
 COMMAND_LATENCY_LAGGED_SAMPLES = _gauge("cqrs_command_latency_lagged_samples", DC)
 QUERY_LATENCY_P99 = _gauge("cqrs_query_latency_p99_seconds", DC, "query")
-QUERY_LATENCY_QUANTILE = _gauge("cqrs_query_latency_quantile_seconds", DC, "query", "quantile")
+QUERY_LATENCY_WINDOW = _summary("cqrs_query_latency_window_seconds", DC, "query")
 QUERY_LATENCY_SAMPLES = _gauge("cqrs_query_latency_samples", DC, "query")
 QUERY_LATENCY_LAGGED_SAMPLES = _gauge("cqrs_query_latency_lagged_samples", DC, "query")
 REQUEST_FAILURES = _counter("cqrs_request_failures", "operation", DC, "reason")

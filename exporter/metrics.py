@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -70,8 +70,14 @@ class RunnerCollector(Collector):
 
 
 def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
-    """A registry of its own (not the process-wide default), collecting in the given order."""
+    """A registry of its own (not the process-wide default), collecting in the given order,
+    then the standard process, platform and garbage-collector metrics (`process_*`,
+    `python_*`), so the exporter's own CPU and memory show beside what it measures."""
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector)
+    # Each registers itself on the registry it is given.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
     return registry

@@ -50,6 +50,8 @@ class QuantileSnapshot:
     """Quantiles of the samples in the window, in seconds (None when there are none)."""
 
     count: int
+    sum: float = 0.0
+    """The samples' total in seconds (from the histogram's buckets, so to its precision)."""
     p50: float | None = None
     p99: float | None = None
     p999: float | None = None
@@ -192,6 +194,7 @@ class SlidingHistogram:
 
         return QuantileSnapshot(
             count=total,
+            sum=merged.get_mean_value() * total / MICROS_PER_SECOND,
             p50=at(0.50),
             p99=at(0.99),
             p999=at(0.999),

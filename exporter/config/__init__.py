@@ -11,7 +11,15 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from exporter.config.base import Duration, Ratio, Secret, StrictModel, format_duration
+from exporter.config.base import (
+    RESOLVE_SECRETS,
+    Duration,
+    Ratio,
+    Secret,
+    StrictModel,
+    UnresolvedSecret,
+    format_duration,
+)
 from exporter.config.cluster import (
     AuthConfig,
     ClusterConfig,
@@ -53,6 +61,7 @@ __all__ = [
     "SyncMethod",
     "Thresholds",
     "TlsConfig",
+    "UnresolvedSecret",
     "format_duration",
     "load_config",
     "parse_config",
@@ -178,8 +187,14 @@ def _model_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def parse_config(data: Any, source: str = "<config>") -> Config:
-    """Validate already-parsed YAML into a frozen Config, or raise ConfigError."""
+def parse_config(
+    data: Any, source: str = "<config>", *, resolve_secrets: bool = True
+) -> Config:
+    """Validate already-parsed YAML into a frozen Config, or raise ConfigError.
+
+    With `resolve_secrets=False` secret references are checked but not read: their values
+    are `UnresolvedSecret`s, good for validating a config, not for connecting with it.
+    """
     if data is None:
         raise ConfigError(source, ["(top level): the configuration file is empty"])
     if not isinstance(data, dict):
@@ -187,13 +202,13 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
             source, [f"(top level): expected a mapping of keys, got {type(data).__name__}"]
         )
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={RESOLVE_SECRETS: resolve_secrets})
     except ValidationError as exc:
         raise ConfigError(source, _model_errors(exc)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file, or raise ConfigError."""
+def load_config(path: str | Path, *, resolve_secrets: bool = True) -> Config:
+    """Read and validate a YAML config file, or raise ConfigError (see `parse_config`)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -206,4 +221,4 @@ def load_config(path: str | Path) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"(file): malformed YAML at {where}: {problem}"]) from None
-    return parse_config(data, source)
+    return parse_config(data, source, resolve_secrets=resolve_secrets)

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     SecretStr,
+    ValidationInfo,
 )
 
 
@@ -89,8 +90,21 @@ Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 """A fraction in (0, 1), written as `0.001` or `0.1%`."""
 
 
-def _resolve_secret(value: Any) -> Any:
-    """Read a secret from `{env: NAME}` or `{file: PATH}`; errors name the source only."""
+RESOLVE_SECRETS = "resolve_secrets"
+"""The validation-context key that says whether secrets are read (default: they are)."""
+
+
+class UnresolvedSecret(SecretStr):
+    """A well-formed secret reference that was not read (`check-config` without
+    `--resolve-secrets`): its source is known, its value is not."""
+
+
+def _resolve_secret(value: Any, info: ValidationInfo) -> Any:
+    """Read a secret from `{env: NAME}` or `{file: PATH}`; errors name the source only.
+
+    With the context's `resolve_secrets` false, only the reference's shape is checked, so
+    that a config can be validated where its secrets are not (a CI job, a laptop).
+    """
     if isinstance(value, SecretStr):
         return value
     if isinstance(value, str):
@@ -102,6 +116,8 @@ def _resolve_secret(value: Any) -> Any:
     ((kind, source),) = value.items()
     if not isinstance(source, str) or not source:
         raise ValueError(f"'{kind}' must name an environment variable or a file")
+    if not (info.context or {}).get(RESOLVE_SECRETS, True):
+        return UnresolvedSecret("")
     if kind == "env":
         secret = os.environ.get(source)
         if secret is None:

@@ -24,16 +24,17 @@ from exporter.metric_catalogue import (
     COMMAND_DURATION,
     COMMAND_LATENCY_LAGGED_SAMPLES,
     COMMAND_LATENCY_P99,
-    COMMAND_LATENCY_QUANTILE,
     COMMAND_LATENCY_SAMPLES,
+    COMMAND_LATENCY_WINDOW,
     LATENCY_MISSED_SLOTS,
     QUERY_DURATION,
     QUERY_LATENCY_LAGGED_SAMPLES,
     QUERY_LATENCY_P99,
-    QUERY_LATENCY_QUANTILE,
     QUERY_LATENCY_SAMPLES,
+    QUERY_LATENCY_WINDOW,
     REQUEST_FAILURES,
     GaugeSpec,
+    SummarySpec,
 )
 from exporter.quantiles import latency_buckets
 from exporter.results import Check, FailureReason, Observation, ProbeOutcome
@@ -47,10 +48,10 @@ QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("0.999", "p999"), ("1", "max"))
 
 @dataclass(frozen=True)
 class WindowSpecs:
-    """The window gauges of one operation: p99, quantiles, samples, lagged samples."""
+    """The window metrics of one operation: p99, the quantile summary, samples, lagged ones."""
 
     p99: GaugeSpec
-    quantiles: GaugeSpec
+    quantiles: SummarySpec
     samples: GaugeSpec
     lagged: GaugeSpec
 
@@ -58,13 +59,13 @@ class WindowSpecs:
 WINDOW_GAUGES = {
     Operation.COMMAND: WindowSpecs(
         COMMAND_LATENCY_P99,
-        COMMAND_LATENCY_QUANTILE,
+        COMMAND_LATENCY_WINDOW,
         COMMAND_LATENCY_SAMPLES,
         COMMAND_LATENCY_LAGGED_SAMPLES,
     ),
     Operation.QUERY: WindowSpecs(
         QUERY_LATENCY_P99,
-        QUERY_LATENCY_QUANTILE,
+        QUERY_LATENCY_WINDOW,
         QUERY_LATENCY_SAMPLES,
         QUERY_LATENCY_LAGGED_SAMPLES,
     ),
@@ -255,7 +256,7 @@ class LatencyProbe(Probe):
         )
         quantiles = specs.quantiles.family(
             f"{operation.value.capitalize()} latency quantiles (quantile=\"1\" is the maximum) "
-            f"{what}."
+            f"{what}, as a summary of the window: _count is its samples, _sum their total."
         )
         samples = specs.samples.family(f"Samples behind {specs.p99.name} {what}.")
         lagged = specs.lagged.family(
@@ -273,8 +274,13 @@ class LatencyProbe(Probe):
             if snapshot.count:
                 assert snapshot.p99 is not None
                 p99.add_metric(values, snapshot.p99)
-                for label, attribute in QUANTILES:
-                    quantiles.add_metric([*values, label], getattr(snapshot, attribute))
+                specs.quantiles.add(
+                    quantiles,
+                    values,
+                    {label: getattr(snapshot, attribute) for label, attribute in QUANTILES},
+                    count=snapshot.count,
+                    total=snapshot.sum,
+                )
         yield from (p99, quantiles, samples, lagged)
 
     def _counters(self) -> Iterator[Metric]:

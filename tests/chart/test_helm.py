@@ -305,10 +305,11 @@ def secret_env(rendered: Rendered) -> dict[str, str]:
 
 
 def check_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The real `cqrs-exporter check-config`, with only the given secret variables set."""
+    """The real `cqrs-exporter check-config --resolve-secrets` (as `serve` reads the config),
+    with only the given secret variables set."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("CQRS_")}
     return subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(path)],
+        [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)],
         capture_output=True,
         text=True,
         env={**base, **env},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.support import RunningExporter, poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
 
+PROMTOOL = "/usr/bin/promtool"
 FAST_REACHABILITY = {"probes": {"reachability": {"interval": "1s", "timeout": "800ms"}}}
 
 
@@ -50,6 +52,37 @@ async def test_metrics_show_the_reachability_probe_with_the_right_labels(
 
         status, body = await running.get_json("/health/ready")
         assert (status, body["status"]) == (200, "UP")
+
+
+async def test_a_full_exposition_passes_promtool_and_shows_the_process_metrics(
+    make_config: Callable[..., dict[str, Any]], testbed_cluster: Any, tmp_path: Path
+) -> None:
+    """What `promtool check metrics` says of every family, once each probe has data."""
+    async with serve_exporter(make_config(FAST_REACHABILITY)) as running:
+        await poll_until(
+            lambda: (running.sample(
+                "cqrs_query_latency_samples", {"cassandra_datacenter": "eu-west", "query": ""}
+            ) or 0) > 0 and running.sample(
+                "cqrs_replication_lag_seconds",
+                {"source_datacenter": "us-east", "target_datacenter": "eu-west"},
+            ) is not None,
+            timeout=90,
+            message="latency samples and a replication lag",
+        )
+        status, text = await running.get("/metrics")
+        window = {"cassandra_datacenter": "eu-west", "query": ""}
+        assert (running.sample("cqrs_query_latency_window_seconds_count", window) or 0) > 0
+        assert running.sample(
+            "cqrs_query_latency_window_seconds", {**window, "quantile": "0.99"}
+        ) is not None
+    assert status == 200
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.stdout + result.stderr).strip() == ""
+    for family in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"):
+        assert f"\n{family}" in text
 
 
 async def test_metrics_are_gzipped_when_asked(

@@ -63,6 +63,53 @@ def test_serve_refuses_a_bad_config_the_same_way() -> None:
     assert expected_errors(path)[0] in result.stderr
 
 
+def test_check_config_validates_secret_references_without_reading_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CI job can validate a config whose secrets it does not hold; `serve` reads them."""
+    path = Path(__file__).parent / "bad_configs" / "missing_secret_variable.yaml"
+    monkeypatch.delenv("CQRS_TEST_UNSET_PASSWORD", raising=False)
+    unread = subprocess.run(
+        [sys.executable, "-m", "exporter", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unread.returncode == 0, unread.stderr
+    assert "secrets not read (--resolve-secrets)" in unread.stdout
+    read = subprocess.run(
+        [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert read.returncode == 2
+    assert expected_errors(path)[0] in read.stderr.splitlines()
+    served = subprocess.run(
+        [sys.executable, "-m", "exporter", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 2
+    assert expected_errors(path)[0] in served.stderr.splitlines()
+
+
+def test_a_secret_reference_is_still_checked_when_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "cluster:\n  contact_points: [127.0.0.1]\n  auth:\n    username: monitor\n"
+        "    password: hunter2\ndatacenters:\n  write: us-east\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, resolve_secrets=False)
+    assert caught.value.errors == [
+        "cluster.auth.password: secrets are not written inline: use {env: VARIABLE} or "
+        "{file: /path/to/secret}"
+    ]
+    assert "hunter2" not in str(caught.value.errors)
+
+
 def test_missing_config_file_is_a_clear_error() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "check-config", "/nonexistent/cqrs.yaml"],

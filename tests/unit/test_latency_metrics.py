@@ -122,8 +122,13 @@ async def test_metrics_carry_the_window_figures_and_counters_start_at_zero() -> 
     p99 = registry.get_sample_value("cqrs_query_latency_p99_seconds", labels)
     assert p99 == pytest.approx(1.0)  # 3 of 103 samples at the 1 s timeout
     assert registry.get_sample_value(
-        "cqrs_query_latency_quantile_seconds", {**labels, "quantile": "0.5"}
+        "cqrs_query_latency_window_seconds", {**labels, "quantile": "0.5"}
     ) == pytest.approx(0.002, rel=0.001)
+    # The window as a summary: its _count is the window's samples, its _sum their total.
+    assert registry.get_sample_value("cqrs_query_latency_window_seconds_count", labels) == 103
+    assert registry.get_sample_value(
+        "cqrs_query_latency_window_seconds_sum", labels
+    ) == pytest.approx(97 * 0.002 + 0.07 + 0.08 + 0.09 + 3 * 1.0, rel=0.01)
     assert registry.get_sample_value(
         "cqrs_request_failures_total",
         {"operation": "query", "cassandra_datacenter": "eu-west", "reason": "timeout"},

@@ -5,7 +5,8 @@ dashboard query is parsed as PromQL. Every series it selects must be a sample of
 exporter/metric_catalogue.py, a series a recording rule records, or Prometheus' own `up`;
 every label it matches on (`{...}`), groups by (`by`/`without`) or joins on (`on`/`ignoring`)
 must be one that series carries: the metric's labels, an info's value labels, `le` on a
-histogram's buckets, and the `job` and `instance` Prometheus adds to every scraped sample.
+histogram's buckets, `quantile` on a summary's quantiles, and the `job` and `instance`
+Prometheus adds to every scraped sample.
 The labels a legend or an alert's text names must be among those the expression returns.
 
 And every family the exporter builds comes from the catalogue: no `*MetricFamily(` call
@@ -142,6 +143,8 @@ def catalogued_labels(sample: str) -> Labels | None:
     labels = set(spec.labels) | set(spec.value_labels) | TARGET_LABELS
     if spec.type is MetricType.HISTOGRAM and sample == spec.bucket:
         labels.add("le")
+    if spec.type is MetricType.SUMMARY and sample == spec.name:
+        labels.add("quantile")
     return frozenset(labels)
 
 
