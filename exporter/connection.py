@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -171,8 +171,16 @@ class CassandraConnection:
         self._cluster, self._session = cluster, session
         log.info("connected to Cassandra (datacenters %s)", ", ".join(self.datacenters))
 
-    async def connect_until_established(self, *, initial_delay: float = 1.0) -> None:
-        """Retry `connect` with capped backoff until it succeeds or the task is cancelled."""
+    async def connect_until_established(
+        self,
+        *,
+        initial_delay: float = 1.0,
+        level: Callable[[], int] = lambda: logging.WARNING,
+    ) -> None:
+        """Retry `connect` with capped backoff until it succeeds or the task is cancelled.
+
+        `level` gives the log level of a failed attempt (the exporter's start is quieter).
+        """
         delay = initial_delay
         while True:
             try:
@@ -181,8 +189,11 @@ class CassandraConnection:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "cannot connect to Cassandra (%s); retrying in %.0f s", describe(exc), delay
+                log.log(
+                    level(),
+                    "cannot connect to Cassandra (%s); retrying in %.0f s",
+                    describe(exc),
+                    delay,
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._config.cluster.reconnect_max_delay)

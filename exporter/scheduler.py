@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -37,6 +38,8 @@ class ProbeRunState:
     last_duration: float | None = None
     last_success_time: float | None = None
     """Wall-clock time of the last successful run's end."""
+    starting: bool = True
+    """No run has succeeded yet and the startup grace is not over: failures are expected."""
 
 
 class ProbeRunner:
@@ -51,9 +54,20 @@ class ProbeRunner:
         self._started = False
         self._stopping = False
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._quiet_until = -math.inf
 
-    async def start(self) -> None:
-        """Start each probe's background work, then the scheduler; first runs are at once."""
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def start(self, *, quiet_until: float | None = None) -> None:
+        """Start each probe's background work, then the scheduler; first runs are at once.
+
+        Until `quiet_until` (monotonic), a probe that has not succeeded yet is starting: its
+        failures are logged once, at INFO, rather than as warnings.
+        """
+        if quiet_until is not None:
+            self._quiet_until = quiet_until
         for probe in self.probes:
             await probe.start()
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
@@ -130,19 +144,30 @@ class ProbeRunner:
         state.last_outcome = outcome
         if outcome.success:
             state.last_success_time = self.clock.time()
-            if previous is not None and not previous.success:
+            if state.starting:
+                state.starting = False
+            elif previous is not None and not previous.success:
                 log.info("probe %s recovered", probe.name)
+            return outcome
+        assert outcome.reason is not None
+        state.failures[outcome.reason] += 1
+        if state.starting and self.clock.monotonic() < self._quiet_until:
+            level = logging.INFO if previous is None else logging.DEBUG
+            log.log(level, "probe %s is starting (%s): %s", probe.name, outcome.reason.value,
+                    outcome.detail)
+            return outcome
+        if state.starting:
+            state.starting = False
+            changed = True  # the grace is over: the first failure after it is news
         else:
-            assert outcome.reason is not None
-            state.failures[outcome.reason] += 1
             changed = previous is None or previous.success or previous.reason != outcome.reason
-            log.log(
-                logging.WARNING if changed else logging.DEBUG,
-                "probe %s failed (%s): %s",
-                probe.name,
-                outcome.reason.value,
-                outcome.detail,
-            )
+        log.log(
+            logging.WARNING if changed else logging.DEBUG,
+            "probe %s failed (%s): %s",
+            probe.name,
+            outcome.reason.value,
+            outcome.detail,
+        )
         return outcome
 
     @property

@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from exporter.clock import Clock, SystemClock
-from exporter.config import Config
+from exporter.config import Config, format_duration
 from exporter.connection import CassandraConnection, describe
 from exporter.event_loop import EventLoopMonitor
 from exporter.health.evaluation import HealthEvaluator
@@ -48,7 +48,12 @@ class Exporter:
         self.config = config
         self.clock = clock or SystemClock()
         self.connection = CassandraConnection(config)
-        self.context = probe_api.ProbeContext(config, self.connection, self.clock)
+        self.context = probe_api.ProbeContext(
+            config,
+            self.connection,
+            self.clock,
+            starting_until=self.clock.monotonic() + config.probes.startup_grace,
+        )
         self.probes = probe_api.build_probes(self.context)
         self.runner = ProbeRunner(self.probes, self.clock)
         self.health = HealthMonitor(
@@ -70,17 +75,39 @@ class Exporter:
         self.fatal: asyncio.Future[str] | None = None
         """Set with a message when the exporter cannot go on (e.g. missing schema)."""
         self._connect_task: asyncio.Task[None] | None = None
+        self._probes_task: asyncio.Task[None] | None = None
+        self._schema_checked = asyncio.Event()
 
     async def start(self) -> None:
-        """Start connecting in the background and start the probes; never waits on Cassandra."""
+        """Start connecting in the background; never waits on Cassandra.
+
+        The probes start once a session is established and the schema checked, so that
+        none of them fails for want of either; if that takes longer than the startup grace,
+        they start anyway and say what fails.
+        """
         self.fatal = asyncio.get_running_loop().create_future()
         self._connect_task = asyncio.create_task(self._connect(), name="cassandra-connect")
+        self._probes_task = asyncio.create_task(self._start_probes(), name="start-probes")
         self.health.start()
         self.loop_monitor.start()
-        await self.runner.start()
+
+    async def _start_probes(self) -> None:
+        grace = self.context.starting_until - self.clock.monotonic()
+        try:
+            await asyncio.wait_for(self._schema_checked.wait(), timeout=max(0.0, grace))
+        except TimeoutError:
+            log.warning(
+                "no session and checked schema after %s: starting the probes anyway",
+                format_duration(self.config.probes.startup_grace),
+            )
+        await self.runner.start(quiet_until=self.context.starting_until)
+
+    def _log_level(self) -> int:
+        """INFO while the startup grace lasts (a cluster still coming up), WARNING after."""
+        return logging.INFO if self.clock.monotonic() < self.context.starting_until else logging.WARNING
 
     async def _connect(self) -> None:
-        await self.connection.connect_until_established()
+        await self.connection.connect_until_established(level=self._log_level)
         unknown = unknown_datacenters(self.config, self.connection.cluster_datacenters())
         if unknown:
             self._cannot_go_on(unknown)
@@ -89,6 +116,7 @@ class Exporter:
         while True:
             try:
                 await ensure_schema(self.config, self.connection)
+                self._schema_checked.set()
                 return
             except SchemaError as exc:
                 self._cannot_go_on(str(exc))
@@ -96,7 +124,8 @@ class Exporter:
             except Exception as exc:
                 # A node just back from a fault may still be held down, or the cluster gone
                 # away again: check again until the schema is known (the probes say the rest).
-                log.warning(
+                log.log(
+                    self._log_level(),
                     "could not check the monitoring schema (%s); retrying in %.0f s",
                     describe(exc),
                     delay,
@@ -111,10 +140,11 @@ class Exporter:
             self.fatal.set_result(message)
 
     async def stop(self) -> None:
-        if self._connect_task is not None:
-            self._connect_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._connect_task
+        for task in (self._probes_task, self._connect_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.health.stop()
         await self.loop_monitor.stop()
         await self.runner.stop()
@@ -125,14 +155,23 @@ class Exporter:
         return self.connection.connected and probe_api.cassandra_up(self.probes)
 
     def liveness(self) -> dict[str, bool]:
-        """Liveness is about the process: its probe scheduler and its health evaluation run."""
-        return {"probe_scheduler": self.runner.alive(), "health_evaluation": self.health.alive()}
+        """Liveness is about the process: its probe scheduler and its health evaluation run.
+
+        Before the probes start (at most the startup grace), the scheduler is not due yet.
+        """
+        scheduler = self.runner.alive() if self.runner.started else self._waiting_to_probe()
+        return {"probe_scheduler": scheduler, "health_evaluation": self.health.alive()}
+
+    def _waiting_to_probe(self) -> bool:
+        return self._probes_task is not None and not self._probes_task.done()
 
     def ready(self) -> dict[str, bool]:
-        """Readiness is about the exporter: config loaded, session established, first round run."""
+        """Readiness is about the exporter: config loaded, session established, schema
+        checked, first round run."""
         return {
             "config_loaded": True,
             "session_established": self.connection.connected,
+            "schema_checked": self._schema_checked.is_set(),
             "first_probe_round_done": self.runner.first_round_done,
         }
 

@@ -7,6 +7,7 @@ the last runs left behind, so a scrape or a health request never waits on Cassan
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ class ProbeContext:
     config: Config
     connection: CassandraConnection
     clock: Clock = field(default_factory=SystemClock)
+    starting_until: float = -math.inf
+    """Monotonic time until which the exporter is starting (its startup grace): failures of
+    what has never worked yet are warm-up, not news."""
 
 
 class Probe(ABC):

@@ -72,6 +72,11 @@ __all__ = [
 class ProbesConfig(StrictModel):
     """One section per probe; every probe has `enabled`, `interval` and `timeout`."""
 
+    startup_grace: Duration = 30.0
+    """How long after start the probes wait for a session and a checked schema before they
+    run anyway, and within which a probe's failures before its first success are `starting`
+    (logged once, at INFO) rather than warnings."""
+
     reachability: ReachabilityConfig = ReachabilityConfig()
     """Whether each datacenter answers through its own execution profile."""
     replication: ReplicationConfig = ReplicationConfig()

@@ -134,6 +134,7 @@ class LatencyProbe(Probe):
             slices=latency.window_slices,
             bounds=self.bounds,
             clock=self.clock.monotonic,
+            warm_until=self.context.starting_until,
         )
         self.loops.append(
             FixedRateLoop(

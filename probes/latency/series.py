@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,7 +48,12 @@ class LatencySeries:
     """The sliding window, the Prometheus buckets and the counters of one stream.
 
     Every sample enters both the window and the buckets: successes at their latency from
-    the intended start, failures and missed slots at the timeout.
+    the intended start, failures and missed slots at the timeout. While the exporter starts
+    (until `warm_until`) and the stream has not succeeded yet, failures and missed slots are
+    counted but not sampled: a stream that has never worked in a cluster still coming up (a
+    cold connection pool) says nothing of latency, and would hold the window's p99 at the
+    timeout for a whole window. After the startup grace they are samples again: a
+    datacenter down since before the exporter started is an outage, not warm-up.
     """
 
     key: SeriesKey
@@ -65,6 +71,10 @@ class LatencySeries:
     last_failure: Failure | None = None
     snapshot: QuantileSnapshot = field(default_factory=QuantileSnapshot.empty)
     lagged_in_window: int = 0
+    succeeded: bool = False
+    """A request of this stream has succeeded: from then on every request is a sample."""
+    warm_until: float = -math.inf
+    """The exporter's startup grace ends then (on `clock`)."""
 
     @classmethod
     def create(
@@ -76,6 +86,7 @@ class LatencySeries:
         slices: int,
         bounds: Sequence[float],
         clock: Callable[[], float],
+        warm_until: float = -math.inf,
     ) -> LatencySeries:
         return cls(
             key=key,
@@ -84,6 +95,7 @@ class LatencySeries:
             lagged_window=SlidingHistogram(window, slices, clock=clock, highest=timeout),
             buckets=BucketHistogram(bounds),
             clock=clock,
+            warm_until=warm_until,
         )
 
     def _sample(self, seconds: float, lagged: bool, count: int = 1) -> None:
@@ -94,13 +106,15 @@ class LatencySeries:
             self.lagged_window.record(seconds, count, now=now)
 
     def record_success(self, seconds: float, *, lagged: bool = False) -> None:
+        self.succeeded = True
         self._sample(min(seconds, self.timeout), lagged)
 
     def record_failure(self, reason: FailureReason, detail: str, *, lagged: bool = False) -> None:
         self.failures[reason] += 1
         self.failures_since_report += 1
         self.last_failure = Failure(reason, detail, self.clock())
-        self._sample(self.timeout, lagged)
+        if self._warm():
+            self._sample(self.timeout, lagged)
 
     def record_missed(self, count: int = 1) -> None:
         """Slots that never got a request: counted at the timeout, so the sample stays whole."""
@@ -113,7 +127,12 @@ class LatencySeries:
             f"{count} slot(s) missed: earlier requests still in flight past their timeout",
             self.clock(),
         )
-        self._sample(self.timeout, False, count)
+        if self._warm():
+            self._sample(self.timeout, False, count)
+
+    def _warm(self) -> bool:
+        """Whether a failure is a latency sample (see the class docstring)."""
+        return self.succeeded or self.clock() >= self.warm_until
 
     def refresh(self) -> QuantileSnapshot:
         """Recompute the window's quantiles (a few milliseconds; call off the scrape path)."""

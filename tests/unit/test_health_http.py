@@ -262,6 +262,8 @@ def no_cassandra_config(**health: Any) -> dict[str, Any]:
         "cluster": {"contact_points": ["127.0.0.1"], **NO_CASSANDRA["cluster"]},
         "datacenters": {"write": "us-east", "read": ["ca-central"]},
         "probes": {
+            # Cassandra never answers here: the probes start (and fail) after a short grace.
+            "startup_grace": "3s",
             "reachability": {"interval": "1s", "timeout": "500ms"},
             "replication": {"enabled": False},
             "latency": {"enabled": False},
@@ -288,7 +290,12 @@ async def test_health_answers_at_once_and_turns_down_when_cassandra_never_answer
         started = time.monotonic()
         status, body = await running.get_json("/health")
         assert time.monotonic() - started < 1.0
+        # Starting: the probes wait for a session and the schema, at most the startup grace.
         assert status == 200 and body["status"] == "UNKNOWN"
+        status, ready = await running.get_json("/health/ready")
+        assert status == 503 and ready["checks"]["schema_checked"] is False
+        status, live = await running.get_json("/health/live")
+        assert status == 200, live
 
         async def down() -> bool:
             code, current = await running.get_json("/health")

@@ -75,6 +75,7 @@ async def test_schemathesis_finds_an_exporter_without_cassandra_conforming() -> 
         "cluster": {"contact_points": ["127.0.0.1"], "port": 1, "connect_timeout": "1s"},
         "datacenters": {"write": "us-east", "read": ["ca-central"]},
         "probes": {
+            "startup_grace": "3s",  # Cassandra never answers here
             "reachability": {"interval": "1s", "timeout": "500ms"},
             "replication": {"enabled": False},
             "latency": {"enabled": False},
