@@ -104,7 +104,8 @@ class Exporter:
 
     def _log_level(self) -> int:
         """INFO while the startup grace lasts (a cluster still coming up), WARNING after."""
-        return logging.INFO if self.clock.monotonic() < self.context.starting_until else logging.WARNING
+        starting = self.clock.monotonic() < self.context.starting_until
+        return logging.INFO if starting else logging.WARNING
 
     async def _connect(self) -> None:
         await self.connection.connect_until_established(level=self._log_level)
