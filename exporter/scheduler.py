@@ -45,7 +45,11 @@ class ProbeRunState:
 class ProbeRunner:
     """Owns the scheduler and the probes' lifecycles."""
 
-    def __init__(self, probes: list[Probe], clock: Clock | None = None) -> None:
+    def __init__(
+        self, probes: list[Probe], clock: Clock | None = None, *, quiet_until: float = -math.inf
+    ) -> None:
+        """Until `quiet_until` (monotonic), a probe that has not succeeded yet is starting: its
+        failures are logged once, at INFO, rather than as warnings."""
         self.probes = probes
         self.clock = clock or SystemClock()
         self.states: dict[str, ProbeRunState] = {p.name: ProbeRunState() for p in probes}
@@ -54,20 +58,14 @@ class ProbeRunner:
         self._started = False
         self._stopping = False
         self._in_flight: set[asyncio.Task[object]] = set()
-        self._quiet_until = -math.inf
+        self._quiet_until = quiet_until
 
     @property
     def started(self) -> bool:
         return self._started
 
-    async def start(self, *, quiet_until: float | None = None) -> None:
-        """Start each probe's background work, then the scheduler; first runs are at once.
-
-        Until `quiet_until` (monotonic), a probe that has not succeeded yet is starting: its
-        failures are logged once, at INFO, rather than as warnings.
-        """
-        if quiet_until is not None:
-            self._quiet_until = quiet_until
+    async def start(self) -> None:
+        """Start each probe's background work, then the scheduler; first runs are at once."""
         for probe in self.probes:
             await probe.start()
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)

@@ -55,7 +55,9 @@ class Exporter:
             starting_until=self.clock.monotonic() + config.probes.startup_grace,
         )
         self.probes = probe_api.build_probes(self.context)
-        self.runner = ProbeRunner(self.probes, self.clock)
+        self.runner = ProbeRunner(
+            self.probes, self.clock, quiet_until=self.context.starting_until
+        )
         self.health = HealthMonitor(
             HealthEvaluator(config, self.clock),
             lambda: probe_readings(self.probes, lambda name: self.runner.states[name].runs),
@@ -100,7 +102,7 @@ class Exporter:
                 "no session and checked schema after %s: starting the probes anyway",
                 format_duration(self.config.probes.startup_grace),
             )
-        await self.runner.start(quiet_until=self.context.starting_until)
+        await self.runner.start()
 
     def _log_level(self) -> int:
         """INFO while the startup grace lasts (a cluster still coming up), WARNING after."""

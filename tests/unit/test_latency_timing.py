@@ -193,3 +193,41 @@ async def test_a_request_that_cannot_be_prepared_says_why() -> None:
         await poll_until(lambda: loop.not_ready is None, timeout=30, interval=0.05)
         await poll_until(lambda: request.sent > 0, timeout=30, interval=0.01)
     assert recorded.values
+
+
+def test_failures_before_a_streams_first_success_are_counted_not_sampled_while_starting() -> None:
+    now = [100.0]
+    series = LatencySeries.create(
+        SeriesKey(Operation.QUERY, "eu-west", "LOCAL_ONE"),
+        timeout=1.0,
+        window=60.0,
+        slices=6,
+        bounds=[0.01, 0.1, 1.0],
+        clock=lambda: now[0],
+        warm_until=130.0,
+    )
+    series.record_failure(FailureReason.UNAVAILABLE, "pool opening")
+    series.record_missed(2)
+    assert series.failures[FailureReason.UNAVAILABLE] == 1 and series.missed == 2
+    assert series.buckets.count == 0 and series.refresh().count == 0
+    series.record_success(0.004)
+    series.record_failure(FailureReason.TIMEOUT, "no answer")  # after a success: a sample
+    assert series.buckets.count == 2 and series.refresh().count == 2
+
+
+def test_a_stream_that_never_worked_samples_its_failures_once_the_grace_is_over() -> None:
+    now = [100.0]
+    series = LatencySeries.create(
+        SeriesKey(Operation.QUERY, "eu-west", "LOCAL_ONE"),
+        timeout=1.0,
+        window=60.0,
+        slices=6,
+        bounds=[0.01, 0.1, 1.0],
+        clock=lambda: now[0],
+        warm_until=130.0,
+    )
+    series.record_failure(FailureReason.UNAVAILABLE, "no host")
+    now[0] = 131.0  # a datacenter down since before the start is an outage, not warm-up
+    series.record_failure(FailureReason.UNAVAILABLE, "no host")
+    assert series.buckets.count == 1
+    assert series.refresh().p99 == pytest.approx(1.0, rel=0.01)

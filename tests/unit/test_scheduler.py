@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -133,3 +134,54 @@ async def test_liveness_follows_the_scheduler() -> None:
     finally:
         await runner.stop()
     assert not runner.alive()
+
+
+async def test_failures_before_the_first_success_are_starting_and_logged_once_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outcomes = [
+        ProbeOutcome.failed(FailureReason.UNAVAILABLE, "pool still opening"),
+        ProbeOutcome.failed(FailureReason.UNAVAILABLE, "pool still opening"),
+        ProbeOutcome.ok(),
+        ProbeOutcome.failed(FailureReason.TIMEOUT, "no answer"),
+    ]
+
+    async def scripted() -> ProbeOutcome:
+        return outcomes.pop(0)
+
+    probe = ScriptedProbe(ProbeSchedule(interval="1h", timeout="1s"), scripted)
+    runner = ProbeRunner([probe], quiet_until=time.monotonic() + 60)
+    caplog.set_level("DEBUG", logger="exporter.scheduler")
+    for _ in range(2):
+        await runner.run_once(probe)
+    state = runner.states[probe.name]
+    assert state.starting and state.failures[FailureReason.UNAVAILABLE] == 2
+    starting = [r for r in caplog.records if "is starting" in r.getMessage()]
+    assert [r.levelname for r in starting] == ["INFO", "DEBUG"]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+    await runner.run_once(probe)
+    assert not state.starting
+    assert not [r for r in caplog.records if "recovered" in r.getMessage()]
+    await runner.run_once(probe)  # a failure after the first success is news again
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "probe scripted failed (timeout): no answer" in warning.getMessage()
+
+
+async def test_a_probe_that_never_succeeds_warns_once_the_startup_grace_is_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def failing() -> ProbeOutcome:
+        return ProbeOutcome.failed(FailureReason.UNAVAILABLE, "no host available")
+
+    probe = ScriptedProbe(ProbeSchedule(interval="1h", timeout="1s"), failing)
+    runner = ProbeRunner([probe], quiet_until=time.monotonic() + 0.2)
+    caplog.set_level("INFO", logger="exporter.scheduler")
+    await runner.run_once(probe)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    await asyncio.sleep(0.25)
+    await runner.run_once(probe)
+    await runner.run_once(probe)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "failed (unavailable)" in warnings[0].getMessage()
+    assert not runner.states[probe.name].starting
