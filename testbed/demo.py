@@ -11,16 +11,19 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from exporter.cli import setup_logging
 from exporter.config import Config, parse_config, parse_listen
 from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
-from testbed.cluster import TestbedCluster
+from testbed.cluster import TestbedCluster, repo_root
 from testbed.errors import TestbedError
-from testbed.workload import Knobs, SyncMode, Workload
+from testbed.prometheus import PrometheusServer
 from testbed.workload.read_models import (
     audit_orders_by_customer,
     audit_orders_by_date,
@@ -55,7 +58,68 @@ def demo_config(cluster: TestbedCluster, listen: str, keyspace: str = DEFAULT_KE
     return parse_config(data, "<demo>")
 
 
-async def run_demo(listen: str, keyspace: str | None = None) -> int:
+PROMETHEUS_PORT = 9090
+WORKLOAD_READY_TIMEOUT = 120.0
+
+
+def workload_command(cluster: TestbedCluster, keyspace: str) -> list[str]:
+    """The reference workload as its own process: 10 orders per second, projected."""
+    replication = ",".join(f"{dc}:1" for dc in cluster.datacenters)
+    return [
+        sys.executable, "-m", "testbed.workload",
+        "--contact-points", *cluster.contact_points,
+        "--datacenter", cluster.write_datacenter,
+        "--keyspace", keyspace,
+        "--replication", replication,
+        "--rate", "10",
+        "--mode", "projection",
+    ]
+
+
+async def _start_workload(cluster: TestbedCluster, keyspace: str) -> subprocess.Popen[bytes]:
+    """Start the workload and wait until its schema is there (it logs `workload running`).
+
+    In its own process it shares no interpreter lock with the exporter, whose latency
+    timings would otherwise include the workload's own work.
+    """
+    log_path = cluster.base_dir / "demo-workload.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            workload_command(cluster, keyspace), stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + WORKLOAD_READY_TIMEOUT
+    while True:
+        with log_path.open("rb") as text:
+            text.seek(offset)
+            written = text.read()
+        if b"workload running" in written:
+            return process
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            tail = written.decode(errors="replace").strip().splitlines()[-5:]
+            raise TestbedError(f"the reference workload did not start: {' / '.join(tail)}")
+        await asyncio.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def rule_files() -> list[Path]:
+    """The generated alert rules, as the repository holds them."""
+    return sorted((repo_root() / "alerts").glob("*.rules.yaml"))
+
+
+async def run_demo(
+    listen: str, keyspace: str | None = None, prometheus_port: int = PROMETHEUS_PORT
+) -> int:
     """Run the demo until SIGTERM or SIGINT; the process exit code, as `serve` gives it."""
     keyspace = keyspace or DEFAULT_KEYSPACE
     host, port = parse_listen(listen)
@@ -63,6 +127,8 @@ async def run_demo(listen: str, keyspace: str | None = None) -> int:
     running = TestbedCluster.running()
     cluster = running or TestbedCluster()
     started_here = False
+    workload: subprocess.Popen[bytes] | None = None
+    prometheus: PrometheusServer | None = None
     try:
         if running is not None:
             log.info("using the testbed already running in %s", cluster.base_dir)
@@ -73,26 +139,30 @@ async def run_demo(listen: str, keyspace: str | None = None) -> int:
             )
             started_here = True
             await loop.run_in_executor(None, cluster.up)
-    except TestbedError as exc:
-        log.error("cannot start the testbed: %s", exc)
-        if started_here:
-            await loop.run_in_executor(None, cluster.down)
-        return EXIT_RUNTIME
-
-    workload = Workload(
-        cluster.contact_points,
-        cluster.write_datacenter,
-        keyspace=keyspace,
-        replication=dict.fromkeys(cluster.datacenters, 1),
-        knobs=Knobs(rate=10.0, mode=SyncMode.PROJECTION),
-    )
-    try:
-        await workload.start()
-        log.info("reference workload running: 10 orders per second, read models by projection")
+        log.info("starting the reference workload (10 orders per second, projected)")
+        workload = await _start_workload(cluster, keyspace)
+        prometheus = PrometheusServer(
+            cluster.base_dir / "demo-prometheus",
+            targets=[f"{host}:{port}"],
+            port=prometheus_port,
+            rule_files=rule_files(),
+        )
+        await loop.run_in_executor(None, prometheus.start)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        log.info(
+            "look at: http://%s:%d/ (status page) · http://%s:%d/health?verbose · "
+            "%s/alerts (Prometheus alerts, from alerts/*.rules.yaml)",
+            shown, port, shown, port, prometheus.url,
+        )
         return await serve(demo_config(cluster, listen, keyspace), host, port)
+    except TestbedError as exc:
+        log.error("cannot start the demo: %s", exc)
+        return EXIT_RUNTIME
     finally:
-        with contextlib.suppress(Exception):
-            await workload.stop(drain=2.0)
+        if prometheus is not None:
+            prometheus.stop()
+        if workload is not None:
+            _stop(workload)
         if started_here:
             log.info("stopping the testbed")
             await loop.run_in_executor(None, cluster.down)
@@ -128,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=keyspace_name,
         help=f"keyspace of the reference workload (default: {DEFAULT_KEYSPACE})",
     )
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=PROMETHEUS_PORT,
+        metavar="PORT",
+        help=f"where the demo's Prometheus listens on 127.0.0.1 (default: {PROMETHEUS_PORT})",
+    )
     return parser
 
 
@@ -140,5 +217,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_logging("INFO", "text")
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_demo(args.listen, args.keyspace))
+        return asyncio.run(run_demo(args.listen, args.keyspace, args.prometheus_port))
     return EXIT_OK

@@ -7,6 +7,7 @@ running when it stops; a keyspace of its own keeps its orders apart from other t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -41,11 +42,31 @@ def lag_readings(url: str) -> dict[str, float]:
     }
 
 
+def json_get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def component_verdicts(url: str) -> dict[str, str]:
+    """Every check component's status on /health?verbose (empty while unreachable)."""
+    try:
+        body = json_get(url + "/health?verbose")
+    except OSError:
+        return {}
+    verdicts = {"overall": body["status"]}
+    for check, details in body.get("components", {}).items():
+        parts = details.get("components") or {"": details}
+        for component, part in parts.items():
+            verdicts[f"{check}/{component}".rstrip("/")] = part["status"]
+    return verdicts
+
+
 def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
     testbed_cluster: Any, tmp_path: Path
 ) -> None:
     keyspace = f"demo_{uuid.uuid4().hex[:8]}"
     listen = f"127.0.0.1:{free_port()}"
+    prometheus_port = free_port()
     expected = {m.name for m in demo_config(testbed_cluster, listen, keyspace).read_models}
     log = tmp_path / "demo.log"
     env = {
@@ -57,7 +78,7 @@ def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "testbed", "demo", "--listen", listen,
-             "--keyspace", keyspace],
+             "--keyspace", keyspace, "--prometheus-port", str(prometheus_port)],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
@@ -70,6 +91,18 @@ def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
                 assert time.monotonic() < deadline, (readings, log.read_text()[-3000:])
                 time.sleep(1.0)
                 readings = lag_readings(f"http://{listen}")
+            listening = time.monotonic() if "listening on" in log.read_text() else None
+            assert listening is not None, log.read_text()[-3000:]
+            # A healthy demo is UP on every check and component within 60 s of listening.
+            verdicts: dict[str, str] = {}
+            while not verdicts or set(verdicts.values()) != {"UP"}:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < listening + 60, (verdicts, log.read_text()[-3000:])
+                time.sleep(1.0)
+                verdicts = component_verdicts(f"http://{listen}")
+            rules = json_get(f"http://127.0.0.1:{prometheus_port}/api/v1/rules")
+            groups = {group["name"] for group in rules["data"]["groups"]}
+            assert groups, rules  # the demo's Prometheus evaluates the generated rules
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=30)
         finally:
@@ -80,6 +113,9 @@ def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
     assert code == 0, text[-3000:]
     assert "using the testbed already running" in text
     assert "Traceback" not in text
+    # A quiet start: nothing a newcomer should worry about.
+    assert [line for line in text.splitlines() if " WARNING " in line] == []
+    assert f"http://127.0.0.1:{prometheus_port}/alerts" in text
     # Every read model of the workload was measured, within the demo's own keyspace.
     assert all(value >= 0 for value in readings.values()), readings
     assert testbed_cluster.is_running()
