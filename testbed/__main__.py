@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -124,6 +125,8 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
         start_timeout=args.timeout,
     )
     began = time.monotonic()
+    # Progress on stderr while the nodes start; the summary below goes to stdout.
+    logging.basicConfig(level=logging.INFO, format="testbed: %(message)s", stream=sys.stderr)
     cluster.up()
     print(f"testbed {cluster.cluster_name} up in {time.monotonic() - began:.1f} s ({base_dir})")
     _print_nodes(cluster)

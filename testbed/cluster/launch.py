@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from testbed import jvm, processes
 from testbed.cluster.node import Node
 from testbed.cluster.settings import POLL_SECONDS
 from testbed.errors import TestbedError
+
+log = logging.getLogger("testbed")
 
 READY_LINE = "Starting listening for CQL clients"
 
@@ -52,7 +55,8 @@ def launch(node: Node, lib: Path, heap: str) -> subprocess.Popen[bytes]:
 
 def wait_ready(nodes: Sequence[Node], timeout: float) -> None:
     """Wait until each node has logged READY_LINE and answers CQL."""
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     pending = list(nodes)
     while pending:
         for node in list(pending):
@@ -63,6 +67,8 @@ def wait_ready(nodes: Sequence[Node], timeout: float) -> None:
                 )
             if node.logged_since_launch(READY_LINE) and node.cql_answers():
                 pending.remove(node)
+                log.info("%s (%s) answers CQL after %.0f s", node.dc, node.address,
+                         time.monotonic() - began)
         if not pending:
             return
         if time.monotonic() >= deadline:

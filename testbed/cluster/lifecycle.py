@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ from testbed.cluster.settings import (
 )
 from testbed.errors import TestbedError
 from testbed.jars import DEFAULT_VERSION, ensure_jars
+
+log = logging.getLogger("testbed")
 
 
 class TestbedCluster:
@@ -193,6 +196,10 @@ class TestbedCluster:
         )
         self.save_state()
         seed, *others = self.nodes
+        log.info(
+            "starting %d Cassandra node(s): %s (about 30 s each on a small machine)",
+            len(self.nodes), ", ".join(f"{n.dc} {n.address}" for n in self.nodes),
+        )
         try:
             self._launch(seed, lib)
             wait_ready([seed], self.start_timeout)
@@ -205,6 +212,7 @@ class TestbedCluster:
                     self._launch(node, lib)
                     wait_ready([node], self.start_timeout)
             deadline = time.monotonic() + self.start_timeout
+            log.info("waiting until every node sees the others up")
             self._wait_for_ring(deadline)
             ring.replicate_system_auth(
                 seed, self.datacenters, password_auth=self.password_auth, deadline=deadline
