@@ -80,8 +80,8 @@ for name in toxiproxy-server toxiproxy-cli; do
 done
 GO_PACKAGE[toxiproxy-server]=github.com/Shopify/toxiproxy/v2/cmd/server
 GO_PACKAGE[toxiproxy-cli]=github.com/Shopify/toxiproxy/v2/cmd/cli
-GO_TIME[toxiproxy-server]="a few minutes the first time"
-GO_TIME[toxiproxy-cli]="a minute the first time"
+GO_TIME[toxiproxy-server]="a minute or two the first time"
+GO_TIME[toxiproxy-cli]="seconds once toxiproxy-server is built"
 
 SCHEMAS_PACKAGE=kubernetes-validate==1.37.0
 SCHEMAS_SHA256=85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
@@ -107,11 +107,13 @@ while [ $# -gt 0 ]; do
     esac
 done
 case $part in
-    unit) debian=("${DEBIAN_UNIT[@]}"); go_tools=(); schemas=0; jars=0; make_command="make test-unit" ;;
-    run) debian=("${DEBIAN_RUN[@]}"); go_tools=("${GO_RUN[@]}"); schemas=0; jars=1; make_command="make run" ;;
-    test) debian=("${DEBIAN_TEST[@]}"); go_tools=("${GO_TEST[@]}"); schemas=1; jars=1; make_command="make test" ;;
+    unit) debian=("${DEBIAN_UNIT[@]}") go_tools=() schemas=0 jars=0 ;;
+    run) debian=("${DEBIAN_RUN[@]}") go_tools=("${GO_RUN[@]}") schemas=0 jars=1 ;;
+    test) debian=("${DEBIAN_TEST[@]}") go_tools=("${GO_TEST[@]}") schemas=1 jars=1 ;;
     *) usage ;;
 esac
+make_command="make $part"
+[ "$part" != unit ] || make_command="make test-unit"
 
 if [ "$list" = 1 ]; then
     for package in "${debian[@]}"; do printf 'debian %s\n' "$package"; done
@@ -126,6 +128,10 @@ fi
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# Scratch files and folders, removed however the script ends.
+scratch=()
+trap 'rm -rf "${scratch[@]}"' EXIT
 
 started=${EPOCHREALTIME//[!0-9]/}
 elapsed() { # seconds since the start, two decimals
@@ -162,7 +168,11 @@ built_version() { # binary module
 # The venv's Python once it exists; before, the one that builds it (testbed.jars needs only
 # the standard library).
 python_for_repo() {
-    if [ -x "$VENV/bin/python" ]; then printf '%s\n' "$VENV/bin/python"; else printf '%s\n' "$PYTHON"; fi
+    if [ -x "$VENV/bin/python" ]; then
+        printf '%s\n' "$VENV/bin/python"
+    else
+        printf '%s\n' "$PYTHON"
+    fi
 }
 
 # Make as a child of this script, not of the make that may have started it (no -n, no -q).
@@ -194,9 +204,9 @@ fi
 
 need_jars=0 cassandra_version="" java_home=""
 if [ "$jars" = 1 ]; then
-    jars_state=$(PYTHONPATH=$ROOT "$(python_for_repo)" -c 'if True:
-        from testbed.jars import DEFAULT_VERSION, is_cached, java_home
-        print(DEFAULT_VERSION, int(is_cached()), java_home())') \
+    query='from testbed.jars import DEFAULT_VERSION, is_cached, java_home
+print(DEFAULT_VERSION, int(is_cached()), java_home())'
+    jars_state=$(PYTHONPATH=$ROOT "$(python_for_repo)" -c "$query") \
         || die "cannot tell whether the Cassandra jars are cached (testbed.jars failed)"
     read -r cassandra_version cached java_home <<<"$jars_state"
     [ "$cached" = 1 ] || need_jars=1
@@ -214,12 +224,22 @@ if [ "$dry_run" = 1 ]; then
         [ "$(id -u)" = 0 ] || say "not root: that step needs $(apt_command "${need_debian[@]}")"
         todo=1
     fi
-    [ "$need_venv" = 0 ] || { say "would set up the Python environment in .venv (make install)"; todo=1; }
+    if [ "$need_venv" = 1 ]; then
+        say "would set up the Python environment in .venv (make install)"
+        todo=1
+    fi
     for name in "${need_go[@]}"; do
-        say "would build $name ${GO_VERSION[$name]} into $BIN"; todo=1
+        say "would build $name ${GO_VERSION[$name]} into $BIN"
+        todo=1
     done
-    [ "$need_schemas" = 0 ] || { say "would fetch the Kubernetes schemas ($SCHEMA_VERSIONS) into $SCHEMAS"; todo=1; }
-    [ "$need_jars" = 0 ] || { say "would fetch the Cassandra $cassandra_version jars from Maven Central"; todo=1; }
+    if [ "$need_schemas" = 1 ]; then
+        say "would fetch the Kubernetes schemas ($SCHEMA_VERSIONS) into $SCHEMAS"
+        todo=1
+    fi
+    if [ "$need_jars" = 1 ]; then
+        say "would fetch the Cassandra $cassandra_version jars from Maven Central"
+        todo=1
+    fi
     [ "$todo" = 1 ] || say "nothing to do: all set-up for \`$make_command\` is in place"
     exit 0
 fi
@@ -231,7 +251,8 @@ incomplete=()
 if [ ${#need_debian[@]} -gt 0 ]; then
     step
     if ! command -v apt-get >/dev/null 2>&1; then
-        say "skipping Debian packages: no apt-get here; install ${need_debian[*]} (or their equivalents) yourself"
+        say "skipping Debian packages: no apt-get here;" \
+            "install ${need_debian[*]} (or their equivalents) yourself"
         incomplete+=("${need_debian[@]}")
     elif [ "$(id -u)" != 0 ]; then
         say "skipping Debian packages ${need_debian[*]}: installing them needs root; run"
@@ -240,14 +261,13 @@ if [ ${#need_debian[@]} -gt 0 ]; then
     else
         say "installing Debian packages: ${need_debian[*]} (apt-get update first; a minute or two)"
         log=$(mktemp "${TMPDIR:-/tmp}/cqrs-setup-apt.XXXXXX")
+        scratch+=("$log")
         export DEBIAN_FRONTEND=noninteractive
         if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
                 -o Dpkg::Use-Pty=0 "${need_debian[@]}"; } >"$log" 2>&1; then
             tail -n 30 "$log" >&2
-            rm -f "$log"
             die "apt-get could not install ${need_debian[*]}"
         fi
-        rm -f "$log"
     fi
     step_done "Debian packages"
 fi
@@ -261,7 +281,8 @@ fi
 
 if [ ${#need_go[@]} -gt 0 ]; then
     command -v go >/dev/null 2>&1 \
-        || die "go is not installed (looked on PATH and in /usr/local/go/bin); ${need_go[*]} are built with 'go install' and need Go 1.26"
+        || die "go is not installed (looked on PATH and in /usr/local/go/bin):" \
+               "${need_go[*]} are built with 'go install' and need Go 1.26"
     mkdir -p "$BIN"
     for name in "${need_go[@]}"; do
         module=${GO_MODULE[$name]} version=${GO_VERSION[$name]} package=${GO_PACKAGE[$name]}
@@ -269,10 +290,10 @@ if [ ${#need_go[@]} -gt 0 ]; then
         say "building $name $version (${GO_TIME[$name]})"
         # go install names the binary after its package; built aside, then renamed into place.
         gobin=$(mktemp -d "$TOOLS/.build.XXXXXX")
+        scratch+=("$gobin")
         GOBIN=$gobin CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
             go install -trimpath -ldflags "${GO_LDFLAGS[$name]}" "$package@$version"
         mv -f "$gobin/${package##*/}" "$BIN/$name"
-        rmdir "$gobin"
         [ "$(built_version "$BIN/$name" "$module")" = "$version" ] \
             || die "$BIN/$name is not $module $version after go install"
         step_done "$name"
@@ -285,7 +306,7 @@ if [ "$need_schemas" = 1 ]; then
     python=$(python_for_repo)
     "$python" -m pip --version >/dev/null 2>&1 || die "$python has no pip; set PYTHON to one that has"
     work=$(mktemp -d "${TMPDIR:-/tmp}/cqrs-setup-schemas.XXXXXX")
-    trap 'rm -rf "$work"' EXIT
+    scratch+=("$work")
     printf '%s --hash=sha256:%s\n' "$SCHEMAS_PACKAGE" "$SCHEMAS_SHA256" >"$work/requirements.txt"
     # Only downloaded and unpacked: nothing is installed into Python.
     "$python" -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
@@ -345,7 +366,7 @@ if [ "$need_jars" = 1 ]; then
         say "skipping the Cassandra jars: fetching them needs mvn and a JDK 17 in $java_home"
         incomplete+=("the Cassandra jars")
     else
-        say "fetching the Cassandra $cassandra_version jars from Maven Central (a minute the first time)"
+        say "fetching the Cassandra $cassandra_version jars from Maven Central (under a minute the first time)"
         "$VENV/bin/python" -m testbed jars >/dev/null
     fi
     step_done jars

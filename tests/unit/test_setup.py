@@ -292,6 +292,7 @@ echo "make $*" >>"$FAKE/log"
     "go": r"""
 if [ "$1" = version ]; then cat "$3"; exit; fi
 echo "go $*" >>"$FAKE/log"
+[ ! -e "$FAKE/go-fails" ] || { echo "go: build failed" >&2; exit 1; }
 target=${@: -1}; package=${target%@*}; version=${target##*@}
 printf 'mod\t%s\t%s\n' helm.sh/helm/v3 "$version" github.com/yannh/kubeconform "$version" \
     github.com/Shopify/toxiproxy/v2 "$version" >"$GOBIN/${package##*/}"
@@ -530,11 +531,25 @@ def test_go_tools_are_built_at_their_pinned_versions_and_named_for_their_tool(
         "toxiproxy-cli", "toxiproxy-server",
     ]
     lines = result.stdout.splitlines()
-    assert "setup: building toxiproxy-server v2.5.0 (a few minutes the first time)" in lines
+    assert "setup: building toxiproxy-server v2.5.0 (a minute or two the first time)" in lines
     assert lines[-1] == AnyMatch(
         r"setup: set-up for `make run` done in \d+\.\d\d s "
         r"\(toxiproxy-server \d+ s, toxiproxy-cli \d+ s\)"
     )
+
+
+def test_a_failed_build_stops_the_set_up_and_leaves_nothing_half_built(machine: Machine) -> None:
+    machine.complete("run")
+    (machine.tools / "bin" / "toxiproxy-server").unlink()
+    (machine.folder / "go-fails").touch()
+    result = machine.setup("--for", "run")
+    assert result.returncode != 0
+    assert "go: build failed" in result.stderr
+    assert sorted(p.name for p in machine.tools.iterdir()) == ["bin"], "no scratch folder left"
+    assert not (machine.tools / "bin" / "toxiproxy-server").exists()
+    assert machine.setup("--for", "run", "--dry-run").stdout.splitlines() == [
+        f"setup: would build toxiproxy-server v2.5.0 into {machine.tools}/bin"
+    ]
 
 
 def test_an_unknown_part_is_a_usage_error(machine: Machine) -> None:
