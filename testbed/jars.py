@@ -49,6 +49,11 @@ def java_home() -> Path:
     return Path(os.environ.get("CQRS_TESTBED_JAVA_HOME", str(JAVA_HOME)))
 
 
+def is_cached(version: str = DEFAULT_VERSION) -> bool:
+    """Whether the jars of `version` are in the cache, complete: nothing left to download."""
+    return _is_complete(cache_dir(version), version)
+
+
 def ensure_jars(version: str = DEFAULT_VERSION) -> Path:
     """Return a folder holding cassandra-all `version` and its runtime dependencies.
 
