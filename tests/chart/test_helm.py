@@ -2,8 +2,8 @@
 kubeconform, run the real `check-config` on the rendered config, and compare the packaged
 rules and dashboards with the generated ones.
 
-helm and kubeconform come from `.ci/install-tools.sh` (in `.tools/`); without them these tests
-fail and say how to install them.
+helm and kubeconform come from `scripts/setup.sh --for test` (in `.tools/`); without them
+these tests fail and say how to install them.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def tool(name: str) -> Path:
     path = TOOLS / "bin" / name
     if not os.access(path, os.X_OK):
         pytest.fail(
-            f"{name} not found at {path}: run `bash .ci/install-tools.sh` to install the "
-            "chart's test tools (helm, kubeconform and the Kubernetes JSON schemas)",
+            f"{name} not found at {path}: run `scripts/setup.sh --for test` (or `make test`) "
+            "to install the chart's test tools (helm, kubeconform and the Kubernetes JSON "
+            "schemas)",
             pytrace=False,
         )
     return path
@@ -189,7 +190,7 @@ def test_a_missing_tool_fails_rather_than_skips_and_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(sys.modules[__name__], "TOOLS", tmp_path)
-    with pytest.raises(pytest.fail.Exception, match=r"helm not found at .*install-tools\.sh"):
+    with pytest.raises(pytest.fail.Exception, match=r"helm not found at .*scripts/setup\.sh"):
         tool("helm")
 
 
@@ -229,7 +230,7 @@ def kubeconform(manifests: str, kube_version: str) -> subprocess.CompletedProces
     if not (SCHEMAS / f"v{kube_version}-local-strict").is_dir():
         pytest.fail(
             f"no Kubernetes {kube_version} JSON schemas in {SCHEMAS}: run "
-            "`bash .ci/install-tools.sh`",
+            "`scripts/setup.sh --for test`",
             pytrace=False,
         )
     location = (
