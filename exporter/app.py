@@ -58,8 +58,8 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(exporter: Exporter) -> web.Application:
     app = web.Application()
     app[EXPORTER] = exporter
-    # One thread formats /metrics; it starts on the first scrape.
-    app[RENDERER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-render")
+    # One thread formats /metrics and the status page; it starts on the first request.
+    app[RENDERER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await exporter.start()
@@ -78,6 +78,7 @@ def create_app(exporter: Exporter) -> web.Application:
             exporter.liveness,
             exporter.ready,
             exporter.clock,
+            app[RENDERER],
         ).handle,
     )
     app.router.add_get("/metrics", metrics)

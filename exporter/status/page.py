@@ -2,16 +2,22 @@
 
 It renders what is already held: the latest health snapshot, the bounded history the
 health monitor keeps, and the probe runner's per-probe states; nothing is evaluated or
-fetched at request time. Like the health bodies it shows statuses, numbers, times and the
-names of checks, datacenters, read models, groups and probes: never host names, user names,
-secrets, or a failure's detail (only its bounded reason). Every configured name is escaped.
+fetched at request time. What the page shows is copied on the event loop (`gather`, a
+fraction of a millisecond) and formatted in the render thread (`render`), as /metrics is:
+the loop then waits at most a thread switch for the GIL, not for the whole page.
+
+Like the health bodies it shows statuses, numbers, times and the names of checks,
+datacenters, read models, groups and probes: never host names, user names, secrets, or a
+failure's detail (only its bounded reason). Every configured name is escaped.
 Self-contained HTML: no scripts, no external assets; it refreshes itself every 10 s.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from html import escape
 from urllib.parse import quote
 
@@ -20,7 +26,7 @@ from aiohttp import web
 from exporter import DOCS_URL, __version__
 from exporter.clock import Clock
 from exporter.config import Config
-from exporter.health.history import HealthHistory
+from exporter.health.history import LOWER_IS_WORSE, HealthHistory, Key, Series
 from exporter.health.snapshot import ComponentHealth, HealthSnapshot, HealthView
 from exporter.health.verdicts import BREACHES, Status, threshold_for
 from exporter.results import Check
@@ -84,18 +90,48 @@ vertical-align:middle}}
 
 @dataclass(frozen=True)
 class PageState:
-    """Everything one rendering reads, taken at request time from cached state."""
+    """Everything one rendering reads, copied from cached state; nothing in it changes."""
 
     config: Config
     snapshot: HealthSnapshot
-    history: HealthHistory
+    series: Mapping[Key, Series]
+    """Each component's slots in the history's window."""
+    window: float
+    """The history's window and slot length, in seconds."""
+    slot: float
     probes: Mapping[str, ProbeRunState]
     live: Mapping[str, bool]
     ready: Mapping[str, bool]
     now: float
     """Wall-clock time of the request."""
-    monotonic: float
-    """The monotonic time of the request, on the history's clock."""
+
+
+def gather(
+    config: Config,
+    snapshot: HealthSnapshot,
+    history: HealthHistory,
+    probes: Mapping[str, ProbeRunState],
+    live: Mapping[str, bool],
+    ready: Mapping[str, bool],
+    clock: Clock,
+) -> PageState:
+    """A copy of what the page shows, taken on the event loop where it all changes."""
+    now = clock.monotonic()
+    return PageState(
+        config=config,
+        snapshot=snapshot,
+        series={
+            (item.check, item.component): history.series(item.check, item.component, now)
+            for items in snapshot.overall.components.values()
+            for item in items
+        },
+        window=history.window,
+        slot=history.slot,
+        probes={name: replace(run, failures=dict(run.failures)) for name, run in probes.items()},
+        live=dict(live),
+        ready=dict(ready),
+        now=clock.time(),
+    )
 
 
 def _e(text: object) -> str:
@@ -110,8 +146,8 @@ def _since(moment: float, now: float) -> str:
     return f'<time datetime="{utc(moment)}" title="{utc(moment)}">{_e(ago(moment, now))}</time>'
 
 
-def _window(history: HealthHistory) -> str:
-    return duration(history.window).replace("min", "minutes")
+def _window(state: PageState) -> str:
+    return duration(state.window).replace("min", "minutes")
 
 
 def _lasting(since: float, now: float) -> str:
@@ -150,15 +186,15 @@ def _value_text(item: ComponentHealth) -> str:
 
 def _component_row(item: ComponentHealth, state: PageState) -> str:
     config = state.config
-    history = state.history
-    series = history.series(item.check, item.component, state.monotonic)
+    key = (item.check, item.component)
+    series = state.series.get(key) or Series(0, round(state.window / state.slot), [])
     worst = "no samples"
     values = [slot.value for slot in series.slots if slot.value is not None]
     if values:
-        pick = min if item.check is Check.WRITE_PATH else max
+        pick = min if item.check in LOWER_IS_WORSE else max
         worst = f"worst {measure(item.check, pick(values))}"
     label = (
-        f"{item.check.value} {item.component}, last {_window(history)}: {worst}, "
+        f"{item.check.value} {item.component}, last {_window(state)}: {worst}, "
         f"threshold {_threshold_text(item.check, config)}"
     )
     css = (
@@ -203,10 +239,8 @@ def _checks(state: PageState) -> str:
     return (
         '<table><thead><tr><th scope="col">Component</th><th scope="col">State</th>'
         '<th scope="col">Value</th><th scope="col">Threshold</th>'
-        f'<th scope="col">Last {_window(state.history)}</th><th scope="col">Since</th>'
-        "</tr></thead>"
-        + "".join(rows)
-        + "</table>"
+        f'<th scope="col">Last {_window(state)}</th><th scope="col">Since</th>'
+        "</tr></thead>" + "".join(rows) + "</table>"
     )
 
 
@@ -319,7 +353,7 @@ def render(state: PageState) -> str:
         + '<main><section id="checks"><h2>Health checks</h2>'
         + _checks(state)
         + "<p><small>Each sparkline: the value judged against the threshold, the worst of "
-        f"each {state.history.slot:g} s, over the last {_window(state.history)}; "
+        f"each {state.slot:g} s, over the last {_window(state)}; "
         '<span class="key"></span> the threshold (for the write path, available); '
         "the band under it the state (green UP, amber DEGRADED, red DOWN, grey UNKNOWN)."
         '</small></p></section><section id="groups"><h2>Health groups</h2>'
@@ -334,7 +368,7 @@ def render(state: PageState) -> str:
 
 
 class StatusPage:
-    """The handler of `/`: gathers the cached state and renders it."""
+    """The handler of `/`: gathers the cached state on the loop, renders it in `renderer`."""
 
     def __init__(
         self,
@@ -345,6 +379,7 @@ class StatusPage:
         live: Callable[[], Mapping[str, bool]],
         ready: Callable[[], Mapping[str, bool]],
         clock: Clock,
+        renderer: Executor,
     ) -> None:
         self.config = config
         self._snapshot = snapshot
@@ -353,22 +388,22 @@ class StatusPage:
         self._live = live
         self._ready = ready
         self._clock = clock
+        self._renderer = renderer
 
     def state(self) -> PageState:
-        return PageState(
-            config=self.config,
-            snapshot=self._snapshot(),
-            history=self._history,
-            probes=self._probes,
-            live=self._live(),
-            ready=self._ready(),
-            now=self._clock.time(),
-            monotonic=self._clock.monotonic(),
+        return gather(
+            self.config,
+            self._snapshot(),
+            self._history,
+            self._probes,
+            self._live(),
+            self._ready(),
+            self._clock,
         )
 
     async def handle(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(self._renderer, render, self.state())
         return web.Response(
-            text=render(self.state()),
-            content_type="text/html",
-            headers={"Cache-Control": "no-store"},
+            text=text, content_type="text/html", headers={"Cache-Control": "no-store"}
         )

@@ -13,7 +13,7 @@ from exporter.health.history import HealthHistory
 from exporter.health.monitor import HealthMonitor
 from exporter.results import Check, FailureReason, Observation, ProbeOutcome
 from exporter.scheduler import ProbeRunState
-from exporter.status.page import PageState, render
+from exporter.status.page import gather, render
 from tests.health_support import Harness, health_config
 from tests.support import poll_until, serve_exporter
 
@@ -51,19 +51,16 @@ class Page:
             self.monitor.evaluate_now()
 
     def render(self) -> str:
-        clock = self.harness.clock
-        return render(
-            PageState(
-                config=self.harness.config,
-                snapshot=self.monitor.snapshot,
-                history=self.monitor.history,
-                probes=self.states,
-                live=LIVE,
-                ready=READY,
-                now=clock.time(),
-                monotonic=clock.monotonic(),
-            )
+        state = gather(
+            self.harness.config,
+            self.monitor.snapshot,
+            self.monitor.history,
+            self.states,
+            LIVE,
+            READY,
+            self.harness.clock,
         )
+        return render(state)
 
 
 def table(root: ET.Element, section: str) -> ET.Element:
