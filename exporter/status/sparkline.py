@@ -113,25 +113,41 @@ def _prefixes(slots: int, left: float, cell: float) -> tuple[str, ...]:
     return tuple(f"{x}," for x in _columns(slots, left, cell))
 
 
+@functools.cache
+def _rows(height: int) -> tuple[str, ...]:
+    """Every `y` in tenths of a pixel, written: looked up, not formatted, per point."""
+    return tuple(str(y) for y in range(height * DECI + 1))
+
+
 def _runs(series: Series, g: Geometry) -> Iterator[list[str]]:
     """The `x,y` pairs, in tenths of a pixel, of each run of consecutive slots with a value;
     a missing slot or one without a value breaks a run.
 
-    `columns` and `deci_y` inlined, since a page draws thousands of points.
+    `columns` and `deci_y` inlined and looked up, since a page draws thousands of points.
     """
     xs = _prefixes(g.slots, g.left, g.cell)
-    low, scale, bottom = g.low, g.scale * DECI, g.bottom * DECI
+    ys = _rows(g.height)
+    scale = g.scale * DECI
+    base = g.bottom * DECI + g.low * scale
     first = series.first
+    slots = series.slots
+    values = [slot.value for slot in slots if slot.value is not None]
+    if slots and len(values) == len(slots) == slots[-1].number - slots[0].number + 1:
+        # The usual case, one unbroken run, written in two comprehensions.
+        start = slots[0].number - first
+        columns = xs[start : start + len(values)]
+        yield list(map(str.__add__, columns, [ys[int(base - v * scale)] for v in values]))
+        return
     run: list[str] = []
     expected = None
-    for number, value, _ in series.slots:
+    for number, value, _ in slots:
         if value is None or number != expected:
             if run:
                 yield run
                 run = []
             if value is None:
                 continue
-        run.append(xs[number - first] + str(int(bottom - (value - low) * scale)))
+        run.append(xs[number - first] + ys[int(base - value * scale)])
         expected = number + 1
     if run:
         yield run

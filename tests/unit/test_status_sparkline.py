@@ -90,7 +90,21 @@ def test_points_land_on_their_slot_even_when_the_window_starts_later() -> None:
 
 def test_a_missing_slot_breaks_the_line() -> None:
     svg = parse(sparkline(series(0.1, 0.2, None, 0.3, 0.4), 1.0, "lag"))
-    assert [len(line) for line in polylines(svg)] == [2, 2]
+    lines = polylines(svg)
+    assert [len(line) for line in lines] == [2, 2]
+    g = Geometry.of([0.1, 0.2, 0.3, 0.4], 12, 1.0)
+    expected = [(g.x(p), g.y(v)) for p, v in [(0, 0.1), (1, 0.2), (3, 0.3), (4, 0.4)]]
+    for (x, y), (ex, ey) in zip(lines[0] + lines[1], expected, strict=True):
+        assert (x, y) == (pytest.approx(ex, abs=0.1), pytest.approx(ey, abs=0.1))
+
+
+def test_a_slot_without_a_value_breaks_the_line() -> None:
+    s = Series(
+        0, 12, [Slot(0, 0.1, Status.UP), Slot(1, None, Status.UNKNOWN), Slot(2, 0.2, Status.UP)]
+    )
+    # Two lone slots: two dots, each a zero-length line.
+    dots = polylines(parse(sparkline(s, 1.0, "lag")))
+    assert [len(set(dot)) for dot in dots] == [1, 1]
 
 
 def test_an_empty_series_draws_the_threshold_and_says_there_is_no_data() -> None:
