@@ -1,10 +1,9 @@
-"""The HTTP face of the exporter: metrics, health, an index page. Every handler reads cache."""
+"""The HTTP face of the exporter: metrics, health, a status page. Every handler reads cache."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import html
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,31 +12,12 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
-from exporter import __version__
 from exporter.health.http import HealthHandlers
 from exporter.service import Exporter
+from exporter.status.page import StatusPage
 
 EXPORTER = web.AppKey("exporter", Exporter)
 RENDERER = web.AppKey("renderer", ThreadPoolExecutor)
-
-async def index(request: web.Request) -> web.Response:
-    exporter = request.app[EXPORTER]
-    links = "".join(
-        f'<li><a href="{path}">{path}</a> {html.escape(what)}</li>'
-        for path, what in (
-            ("/metrics", "Prometheus metrics"),
-            ("/health", "health verdict"),
-            ("/health/live", "liveness"),
-            ("/health/ready", "readiness"),
-        )
-    )
-    dcs = html.escape(", ".join(exporter.config.datacenters.all))
-    page = (
-        "<!doctype html><html><head><title>CQRS Cassandra exporter</title></head><body>"
-        f"<h1>CQRS Cassandra exporter {__version__}</h1>"
-        f"<p>Datacenters: {dcs}</p><ul>{links}</ul></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")
 
 
 class Collected:
@@ -78,8 +58,8 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(exporter: Exporter) -> web.Application:
     app = web.Application()
     app[EXPORTER] = exporter
-    # One thread formats /metrics; it starts on the first scrape.
-    app[RENDERER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-render")
+    # One thread formats /metrics and the status page; it starts on the first request.
+    app[RENDERER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await exporter.start()
@@ -88,7 +68,19 @@ def create_app(exporter: Exporter) -> web.Application:
         app[RENDERER].shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/", index)
+    app.router.add_get(
+        "/",
+        StatusPage(
+            exporter.config,
+            exporter.verdicts,
+            exporter.health.history,
+            exporter.runner.states,
+            exporter.liveness,
+            exporter.ready,
+            exporter.clock,
+            app[RENDERER],
+        ).handle,
+    )
     app.router.add_get("/metrics", metrics)
     HealthHandlers(
         exporter.config.health, exporter.verdicts, exporter.liveness, exporter.ready

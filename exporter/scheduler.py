@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ProbeRunState:
-    """What the runs of one probe have left behind, for metrics and readiness."""
+    """What the runs of one probe have left behind, for metrics, readiness and the status page."""
 
     runs: int = 0
     skipped: int = 0
@@ -36,8 +36,14 @@ class ProbeRunState:
     )
     last_outcome: ProbeOutcome | None = None
     last_duration: float | None = None
+    last_run_time: float | None = None
+    """Wall-clock time of the last run's end, successful or not."""
     last_success_time: float | None = None
     """Wall-clock time of the last successful run's end."""
+    last_failure_time: float | None = None
+    """Wall-clock time of the last failed run's end."""
+    last_failure_reason: FailureReason | None = None
+    """The bounded reason of the last failed run (its detail goes to the log only)."""
     starting: bool = True
     """No run has succeeded yet and the startup grace is not over: failures are expected."""
 
@@ -137,11 +143,12 @@ class ProbeRunner:
             if task is not None:
                 self._in_flight.discard(task)
         state.last_duration = self.clock.monotonic() - started
+        state.last_run_time = self.clock.time()
         state.runs += 1
         previous = state.last_outcome
         state.last_outcome = outcome
         if outcome.success:
-            state.last_success_time = self.clock.time()
+            state.last_success_time = state.last_run_time
             if state.starting:
                 state.starting = False
             elif previous is not None and not previous.success:
@@ -149,6 +156,8 @@ class ProbeRunner:
             return outcome
         assert outcome.reason is not None
         state.failures[outcome.reason] += 1
+        state.last_failure_time = state.last_run_time
+        state.last_failure_reason = outcome.reason
         if state.starting and self.clock.monotonic() < self._quiet_until:
             level = logging.INFO if previous is None else logging.DEBUG
             log.log(level, "probe %s is starting (%s): %s", probe.name, outcome.reason.value,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from exporter import DOCS_URL
 from exporter.config import Config, LatencyConfig, ReplicationConfig, Thresholds
 from exporter.config.health import Severities, Severity
 from exporter.config.read_models import DEFAULT_MIN_CHECKS, EARLY_FAILURES
@@ -13,9 +14,7 @@ from exporter.results import Check
 ALERT_SEVERITY = {Severity.DOWN: "critical", Severity.DEGRADED: "warning"}
 """What a breach makes of a health check, as an alert's `severity` label."""
 
-DEFAULT_RUNBOOK_URL = (
-    "https://github.com/cqrs-cassandra-exporter/cqrs-cassandra-exporter/blob/main/docs/runbooks.md"
-)
+DEFAULT_RUNBOOK_URL = f"{DOCS_URL}/runbooks.md"
 
 
 @dataclass(frozen=True)

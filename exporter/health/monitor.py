@@ -1,7 +1,8 @@
 """The health evaluation loop: the evaluator's step on a fixed cadence, in the background.
 
 HTTP handlers and metrics only read the latest snapshot it leaves, so they never wait on
-Cassandra, and a slow or failing evaluation never holds a request.
+Cassandra, and a slow or failing evaluation never holds a request. Each evaluation also
+leaves its components' samples in a bounded history, which the status page draws.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from exporter.health.evaluation import HealthEvaluator
+from exporter.health.history import HealthHistory
 from exporter.health.readings import ProbeReading
 from exporter.health.snapshot import HealthSnapshot
 
@@ -30,6 +32,7 @@ class HealthMonitor:
         self.evaluator = evaluator
         self._read = read
         self.interval = interval
+        self.history = HealthHistory()
         self._task: asyncio.Task[None] | None = None
         self._last_tick: float | None = None
 
@@ -40,6 +43,10 @@ class HealthMonitor:
     def evaluate_now(self) -> HealthSnapshot:
         snapshot = self.evaluator.evaluate(self._read())
         self._last_tick = self.evaluator.clock.monotonic()
+        self.history.record(
+            (item for items in snapshot.overall.components.values() for item in items),
+            self._last_tick,
+        )
         return snapshot
 
     def start(self) -> None:

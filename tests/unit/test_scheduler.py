@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from exporter.clock import FakeClock
 from exporter.config import ProbeSchedule, parse_config
 from exporter.connection import CassandraConnection, NotConnected
 from exporter.results import FailureReason, ProbeOutcome
@@ -118,6 +119,30 @@ async def test_success_records_time_and_first_round() -> None:
     await runner.run_once(probes[1])
     assert runner.first_round_done
     assert runner.states["a"].last_success_time is not None
+
+
+async def test_the_last_failure_keeps_its_reason_and_time_after_a_success() -> None:
+    outcomes = iter([ProbeOutcome.failed(FailureReason.UNAVAILABLE, "detail"), ProbeOutcome.ok()])
+
+    async def scripted() -> ProbeOutcome:
+        return next(outcomes)
+
+    clock = FakeClock()
+    probe = ScriptedProbe(ProbeSchedule(interval="2s", timeout="1s"), scripted)
+    runner = ProbeRunner([probe], clock)
+    await runner.run_once(probe)
+    state = runner.states[probe.name]
+    assert state.last_run_time == state.last_failure_time == clock.time()
+    assert state.last_failure_reason is FailureReason.UNAVAILABLE
+    assert state.last_success_time is None
+    failed_at = clock.time()
+    clock.advance(5)
+    await runner.run_once(probe)
+    assert state.last_run_time == state.last_success_time == failed_at + 5
+    assert (state.last_failure_time, state.last_failure_reason) == (
+        failed_at,
+        FailureReason.UNAVAILABLE,
+    )
 
 
 async def test_liveness_follows_the_scheduler() -> None:
