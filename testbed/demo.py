@@ -23,6 +23,7 @@ from exporter.config import Config, parse_config, parse_listen
 from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
 from testbed.cluster import TestbedCluster, repo_root
 from testbed.errors import TestbedError
+from testbed.processes import die_with_parent
 from testbed.prometheus import PrometheusServer
 from testbed.workload.read_models import (
     audit_orders_by_customer,
@@ -86,7 +87,10 @@ async def _start_workload(cluster: TestbedCluster, keyspace: str) -> subprocess.
     offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as out:
         process = subprocess.Popen(
-            workload_command(cluster, keyspace), stdout=out, stderr=subprocess.STDOUT
+            workload_command(cluster, keyspace),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
     deadline = time.monotonic() + WORKLOAD_READY_TIMEOUT
     while True:
@@ -142,12 +146,13 @@ async def run_demo(
         log.info("starting the reference workload (10 orders per second, projected)")
         workload = await _start_workload(cluster, keyspace)
         prometheus = PrometheusServer(
-            cluster.base_dir / "demo-prometheus",
+            cluster.base_dir / f"demo-prometheus-{prometheus_port}",
             targets=[f"{host}:{port}"],
             port=prometheus_port,
             rule_files=rule_files(),
         )
-        await loop.run_in_executor(None, prometheus.start)
+        prometheus.spawn()  # from the loop's thread, which outlives it (see die_with_parent)
+        await loop.run_in_executor(None, prometheus.wait_ready)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         log.info(
             "look at: http://%s:%d/ (status page) · http://%s:%d/health?verbose · "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import time
@@ -91,3 +92,14 @@ def terminate(pid: int, grace: float) -> None:
     if not wait_for_exit(pid, grace):
         send(pid, signal.SIGKILL)
         wait_for_exit(pid, 30.0)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """As a Popen `preexec_fn`: have the kernel send the child SIGTERM when the thread that
+    started it ends, however the parent ends (a SIGKILL included), so that no child outlives
+    it. Start such children from the main thread, which lives as long as the process."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from testbed.errors import TestbedError
+from testbed.processes import die_with_parent
 
 BINARY = "/usr/bin/prometheus"
 READY_TIMEOUT = 60.0
@@ -52,6 +53,13 @@ class PrometheusServer:
         }
 
     def start(self) -> PrometheusServer:
+        """Start it and wait until it is ready."""
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def spawn(self) -> None:
+        """Start the process (quick; it dies with the thread that calls this)."""
         binary = shutil.which("prometheus") or BINARY
         if not Path(binary).exists():
             raise TestbedError(
@@ -72,8 +80,13 @@ class PrometheusServer:
             ],
             stdout=log,
             stderr=log,
+            preexec_fn=die_with_parent,
         )
         log.close()
+
+    def wait_ready(self) -> None:
+        """Block until it answers `/-/ready`; stop it and raise if it exits or takes too long."""
+        assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + READY_TIMEOUT
         while not self._ready():
             if self.process.poll() is not None:
@@ -82,7 +95,6 @@ class PrometheusServer:
                 self.stop()
                 raise TestbedError(f"prometheus not ready within {READY_TIMEOUT:g} s")
             time.sleep(0.2)
-        return self
 
     def _ready(self) -> bool:
         try:
