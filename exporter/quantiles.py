@@ -51,7 +51,7 @@ class QuantileSnapshot:
 
     count: int
     sum: float = 0.0
-    """The samples' total in seconds (from the histogram's buckets, so to its precision)."""
+    """The samples' total in seconds (of the recorded, clamped values, to the microsecond)."""
     p50: float | None = None
     p99: float | None = None
     p999: float | None = None
@@ -94,6 +94,8 @@ class _Slice:
     start: float
     histogram: HdrHistogram
     max_micros: int = 0
+    sum_micros: int = 0
+    """The recorded samples' exact total: the HDR histogram would have to walk every bucket."""
 
 
 class SlidingHistogram:
@@ -151,6 +153,7 @@ class SlidingHistogram:
         micros = _to_micros(seconds, self.highest)
         current.histogram.record_value(micros, count)
         current.max_micros = max(current.max_micros, micros)
+        current.sum_micros += micros * count
 
     def _scratch(self) -> HdrHistogram:
         """The merge target, reused and zeroed in place (allocating one costs more)."""
@@ -194,7 +197,7 @@ class SlidingHistogram:
 
         return QuantileSnapshot(
             count=total,
-            sum=merged.get_mean_value() * total / MICROS_PER_SECOND,
+            sum=sum(s.sum_micros for s in live) / MICROS_PER_SECOND,
             p50=at(0.50),
             p99=at(0.99),
             p999=at(0.999),
