@@ -34,6 +34,8 @@ from testbed.workload.read_models import (
 from testbed.workload.schema import DEFAULT_KEYSPACE, check_keyspace
 
 DEFAULT_LISTEN = "127.0.0.1:9469"
+DEMO_MIN_CHECKS = 100
+DEMO_SENTINEL_MIN_CHECKS = 8
 
 # The demo speaks beside the exporter it serves, under the exporter's name.
 log = logging.getLogger("exporter.demo")
@@ -48,11 +50,14 @@ def demo_config(cluster: TestbedCluster, listen: str, keyspace: str = DEFAULT_KE
             "read": list(cluster.read_datacenters),
         },
         "monitoring": {"create_schema": True, "replication_factor": 1},
+        # The demo judges failure rates sooner than production would (200 checks): its
+        # audits check about three rows a second, its sentinel one every five seconds, and
+        # a newcomer should see a verdict in the first minute, not UNKNOWN.
         "read_models": [
-            audit_orders_by_customer(keyspace),
-            audit_orders_by_date(keyspace),
+            {**audit_orders_by_customer(keyspace), "min_checks": DEMO_MIN_CHECKS},
+            {**audit_orders_by_date(keyspace), "min_checks": DEMO_MIN_CHECKS},
             checkpoint_projection(keyspace),
-            sentinel_projection(keyspace),
+            {**sentinel_projection(keyspace), "min_checks": DEMO_SENTINEL_MIN_CHECKS},
         ],
         "server": {"listen": listen},
     }
