@@ -2,6 +2,7 @@
 # packages, the venv, Go tools in .tools/, the Cassandra jars), saying what it does; with
 # everything in place that check takes well under a second.
 #   make run        a local three-datacenter Cassandra testbed, the workload and the exporter
+#   make chaos      (beside a running `make run`) faults that make its alerts fire and resolve
 #   make test       generated files, ruff, mypy, import contracts, then every test tier
 #   make test-unit  the tier that needs no cluster and no Java (the venv and promtool)
 #   make check      ruff, mypy (strict) and the import contracts
@@ -14,7 +15,7 @@ SETUP  := scripts/setup.sh
 TIERS  := tests/unit tests/chart tests/cluster tests/e2e
 PYTEST_ARGS ?=
 
-.PHONY: install setup-run setup-test setup-unit run test test-unit lint typecheck contracts \
+.PHONY: install setup-run setup-test setup-unit run chaos test test-unit lint typecheck contracts \
 	check generate check-generated down clean
 
 $(BIN)/cqrs-exporter: pyproject.toml
@@ -30,6 +31,9 @@ setup-run setup-test setup-unit:
 
 run: setup-run
 	$(BIN)/python -m testbed demo
+
+chaos: setup-run
+	$(BIN)/python -m testbed chaos
 
 test: setup-test
 	$(MAKE) --no-print-directory check-generated check

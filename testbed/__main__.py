@@ -1,4 +1,5 @@
-"""Command line: python -m testbed up|down|status|pause|resume|kill|start|nodetool|workload|demo."""
+"""Command line: python -m testbed up|down|status|pause|resume|kill|start|delay|partition|heal|
+nodetool|workload|demo|chaos."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m testbed",
         description="Run a local multi-datacenter Apache Cassandra cluster, "
-        "one node per datacenter.",
+        "N nodes per datacenter, and play faults on it.",
         parents=[_dir_option(None)],
     )
     # SUPPRESS: a --dir given before the command is not reset by the command's default.
@@ -60,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DATACENTERS,
         help="comma-separated datacenter names, the first is the write DC "
         f"(default: {','.join(DEFAULT_DATACENTERS)})",
+    )
+    up.add_argument(
+        "--nodes-per-dc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="nodes in each datacenter, each a replica of every keyspace made here (default: 1)",
+    )
+    up.add_argument(
+        "--no-replication-proxy",
+        dest="replication_proxy",
+        action="store_false",
+        help="no Toxiproxy between datacenters (then no delay or partition)",
     )
     up.add_argument(
         "--net",
@@ -85,15 +99,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("status", parents=[common], help="show each node's state")
     for name, text in (
-        ("pause", "freeze a node (SIGSTOP)"),
-        ("resume", "unfreeze a paused node (SIGCONT)"),
-        ("kill", "crash a node (SIGKILL)"),
-        ("start", "start a stopped node again on its data"),
+        ("pause", "freeze DC's nodes (SIGSTOP)"),
+        ("resume", "unfreeze DC's paused nodes (SIGCONT)"),
+        ("kill", "crash DC's nodes (SIGKILL)"),
+        ("start", "start DC's stopped nodes again on their data"),
     ):
         command = commands.add_parser(name, parents=[common], help=text)
         command.add_argument("dc", metavar="DC")
+        _node_option(command)
+    delay = commands.add_parser(
+        "delay", parents=[common], help="one-way latency on replication into DC"
+    )
+    delay.add_argument("dc", metavar="DC")
+    delay.add_argument("latency_ms", type=_milliseconds, metavar="MS")
+    delay.add_argument("--jitter", type=_milliseconds, default=0, metavar="MS",
+                       help="random variation of the latency, in milliseconds")
+    _node_option(delay)
+    partition = commands.add_parser(
+        "partition", parents=[common],
+        help="cut replication into and out of DC; its clients still reach it",
+    )
+    partition.add_argument("dc", metavar="DC")
+    _node_option(partition)
+    heal = commands.add_parser(
+        "heal", parents=[common], help="remove the replication faults of DC, or of all"
+    )
+    heal.add_argument("dc", metavar="DC", nargs="?")
+    _node_option(heal)
     nodetool = commands.add_parser("nodetool", parents=[common], help="run nodetool against a node")
     nodetool.add_argument("dc", metavar="DC")
+    _node_option(nodetool)
     nodetool.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     commands.add_parser(
         "workload", add_help=False, help="run the reference CQRS workload (--help for its options)"
@@ -101,14 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", add_help=False, help="serve the exporter on the testbed and the reference workload"
     )
+    commands.add_parser(
+        "chaos", add_help=False, help="play a fault story on the running demo, watching its alerts"
+    )
     return parser
+
+
+def _node_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--node", type=int, default=None, metavar="I", help="only node I (1, 2, ...) of DC"
+    )
+
+
+def _milliseconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} ms: give zero or more")
+    return value
 
 
 def _print_nodes(cluster: TestbedCluster) -> None:
     for node in cluster.nodes:
         role = "write" if node.dc == cluster.write_datacenter else "read"
         address = f"{node.address}:{node.native_port}"
-        print(f"  {node.dc:<14} {address:<16} {role:<5}  jmx {node.jmx_port}  pid {node.pid}")
+        print(f"  {node.name:<14} {address:<16} {role:<5}  jmx {node.jmx_port}  pid {node.pid}")
 
 
 def _up(args: argparse.Namespace, base_dir: Path) -> int:
@@ -118,6 +172,8 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
         )
     cluster = TestbedCluster(
         args.datacenters,
+        nodes_per_dc=args.nodes_per_dc,
+        replication_proxy=args.replication_proxy,
         net=args.net,
         base_dir=base_dir,
         heap=args.heap,
@@ -133,19 +189,36 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
     print(f"contact points: {','.join(cluster.contact_points)}")
     print(f"write datacenter: {cluster.write_datacenter}")
     print(f"read datacenters: {','.join(cluster.read_datacenters)}")
+    replicas = ", ".join(f"{dc}: {n}" for dc, n in cluster.replication_factor.items())
+    print(f"replicas per datacenter: {replicas}")
+    if cluster.replication_proxy:
+        print(f"replication proxies: Toxiproxy on {cluster.proxies.api} "
+              "(python -m testbed delay|partition|heal)")
     if cluster.credentials:
         print(f"credentials: {cluster.credentials[0]}/{cluster.credentials[1]}")
     return 0
 
 
 def _status(cluster: TestbedCluster) -> int:
-    print(f"{'DC':<14} {'ADDRESS':<15} {'PID':>8}  {'STATE':<8} {'CQL':<4} {'RSS':>8}")
+    print(f"{'NODE':<14} {'ADDRESS':<15} {'PID':>8}  {'STATE':<8} {'CQL':<4} {'RSS':>8}")
     for node in cluster.status():
         rss = f"{node.rss_bytes / 2**20:.0f}MiB" if node.rss_bytes else "-"
         cql = "yes" if node.cql else "no"
         pid = node.pid or "-"
-        print(f"{node.dc:<14} {node.address:<15} {pid:>8}  {node.state:<8} {cql:<4} {rss:>8}")
+        print(f"{node.name:<14} {node.address:<15} {pid:>8}  {node.state:<8} {cql:<4} {rss:>8}")
+    _print_faults(cluster)
     return 0
+
+
+def _print_faults(cluster: TestbedCluster) -> None:
+    if not cluster.replication_proxy:
+        print("replication faults: none possible (started with --no-replication-proxy)")
+        return
+    faults = cluster.faults()
+    if not faults:
+        print("replication faults: none")
+    for fault in faults:
+        print(f"replication fault: {fault.describe()}")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -158,6 +231,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         from testbed.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[:1] == ["chaos"]:
+        from testbed.chaos import main as chaos_main
+
+        return chaos_main(argv[1:])
     args = build_parser().parse_args(argv)
     base_dir = (args.dir or default_base_dir()).resolve()
     if args.command == "jars":
@@ -180,12 +257,20 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         return _status(cluster)
     if args.command == "nodetool":
-        sys.stdout.write(cluster.nodetool(args.dc, *args.args))
+        sys.stdout.write(cluster.nodetool(args.dc, *args.args, node=args.node or 1))
         return 0
-    action = getattr(cluster, args.command)
-    action(args.dc)
-    node = cluster.node(args.dc)
-    print(f"{args.dc} ({node.address}): {node.state()}")
+    if args.command == "delay":
+        cluster.delay(args.dc, args.latency_ms, jitter_ms=args.jitter, node=args.node)
+    elif args.command == "partition":
+        cluster.partition(args.dc, node=args.node)
+    elif args.command == "heal":
+        cluster.heal(args.dc, node=args.node)
+    if args.command in ("delay", "partition", "heal"):
+        _print_faults(cluster)
+        return 0
+    getattr(cluster, args.command)(args.dc, args.node)
+    for node in cluster.select(args.dc, args.node):
+        print(f"{node.name} ({node.address}): {node.state()}")
     return 0
 
 

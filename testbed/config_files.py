@@ -19,6 +19,7 @@ class NodeLayout:
 
     cluster_name: str
     address: str
+    broadcast_address: str
     seed: str
     token: int
     storage_port: int
@@ -53,6 +54,10 @@ seed_provider:
     parameters:
       - seeds: "{layout.seed}:{layout.storage_port}"
 listen_address: {layout.address}
+# Other nodes connect to the broadcast address: the replication proxy in front of the listen
+# address when the testbed has one (nodes of the same datacenter use the listen address).
+broadcast_address: {layout.broadcast_address}
+listen_on_broadcast_address: false
 rpc_address: {layout.address}
 storage_port: {layout.storage_port}
 native_transport_port: {layout.native_port}
@@ -92,8 +97,12 @@ materialized_views_enabled: false
 
 
 def rackdc_properties(datacenter: str) -> str:
-    """cassandra-rackdc.properties placing the node in `datacenter`, rack1."""
-    return f"dc={datacenter}\nrack=rack1\n"
+    """cassandra-rackdc.properties placing the node in `datacenter`, rack1.
+
+    prefer_local: nodes of one datacenter talk over their listen addresses, so only
+    traffic between datacenters passes the replication proxies.
+    """
+    return f"dc={datacenter}\nrack=rack1\nprefer_local=true\n"
 
 
 def logback_xml(log_dir: Path) -> str:

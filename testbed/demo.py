@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +23,10 @@ from typing import Any, NoReturn
 
 from exporter.cli import setup_logging
 from exporter.config import Config, parse_config, parse_listen
+from exporter.config.base import parse_duration
+from exporter.generate import render_rules
+from exporter.generate.rules import alert_rules
+from exporter.generate.settings import Settings
 from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
 from testbed.cluster import TestbedCluster, repo_root
 from testbed.errors import TestbedError
@@ -49,7 +56,7 @@ def demo_config(cluster: TestbedCluster, listen: str, keyspace: str = DEFAULT_KE
             "write": cluster.write_datacenter,
             "read": list(cluster.read_datacenters),
         },
-        "monitoring": {"create_schema": True, "replication_factor": 1},
+        "monitoring": {"create_schema": True, "replication_factor": cluster.replication_factor},
         # The demo judges failure rates sooner than production would (200 checks): its
         # audits check about three rows a second, its sentinel one every five seconds, and
         # a newcomer should see a verdict in the first minute, not UNKNOWN.
@@ -70,7 +77,7 @@ WORKLOAD_READY_TIMEOUT = 120.0
 
 def workload_command(cluster: TestbedCluster, keyspace: str) -> list[str]:
     """The reference workload as its own process: 10 orders per second, projected."""
-    replication = ",".join(f"{dc}:1" for dc in cluster.datacenters)
+    replication = ",".join(f"{dc}:{n}" for dc, n in cluster.replication_factor.items())
     return [
         sys.executable, "-m", "testbed.workload",
         "--contact-points", *cluster.contact_points,
@@ -121,13 +128,67 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
+DEFAULT_ALERT_FOR = "30s"
+STATE_FILE = "demo.json"
+
+
 def rule_files() -> list[Path]:
     """The generated alert rules, as the repository holds them."""
     return sorted((repo_root() / "alerts").glob("*.rules.yaml"))
 
 
+def demo_rule_file(directory: Path, config: Config, alert_for: str | None) -> Path:
+    """The generated rules for the demo's config; every alert's `for:` set to `alert_for`
+    (None: the durations of the committed rules), so that a fault fires within minutes."""
+    settings = Settings.from_config(config)
+    if alert_for is not None:
+        overrides = {rule.name: alert_for for rule in alert_rules(settings)}
+        settings = dataclasses.replace(settings, for_overrides=overrides)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "rules.yaml"
+    path.write_text(render_rules(settings))
+    return path
+
+
+def save_state(base_dir: Path, **state: Any) -> Path:
+    """Where the demo's parts are, for `python -m testbed chaos` and other processes."""
+    path = base_dir / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), **state}, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_state(base_dir: Path) -> dict[str, Any]:
+    """The running demo's parts; a TestbedError when no demo runs for this testbed."""
+    try:
+        state: dict[str, Any] = json.loads((base_dir / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        state = {}
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        raise TestbedError(
+            f"no demo runs on the testbed in {base_dir}; start it with `make run` "
+            "(or `python -m testbed demo`) in another terminal"
+        )
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 async def run_demo(
-    listen: str, keyspace: str | None = None, prometheus_port: int = PROMETHEUS_PORT
+    listen: str,
+    keyspace: str | None = None,
+    prometheus_port: int = PROMETHEUS_PORT,
+    alert_for: str | None = DEFAULT_ALERT_FOR,
 ) -> int:
     """Run the demo until SIGTERM or SIGINT; the process exit code, as `serve` gives it."""
     keyspace = keyspace or DEFAULT_KEYSPACE
@@ -150,25 +211,39 @@ async def run_demo(
             await loop.run_in_executor(None, cluster.up)
         log.info("starting the reference workload (10 orders per second, projected)")
         workload = await _start_workload(cluster, keyspace)
+        config = demo_config(cluster, listen, keyspace)
+        prometheus_dir = cluster.base_dir / f"demo-prometheus-{prometheus_port}"
         prometheus = PrometheusServer(
-            cluster.base_dir / f"demo-prometheus-{prometheus_port}",
+            prometheus_dir,
             targets=[f"{host}:{port}"],
             port=prometheus_port,
-            rule_files=rule_files(),
+            rule_files=[demo_rule_file(prometheus_dir, config, alert_for)],
         )
         prometheus.spawn()  # from the loop's thread, which outlives it (see die_with_parent)
         await loop.run_in_executor(None, prometheus.wait_ready)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        save_state(
+            cluster.base_dir,
+            exporter=f"http://{shown}:{port}",
+            prometheus=prometheus.url,
+            workload_pid=workload.pid,
+            keyspace=keyspace,
+            alert_for=alert_for,
+        )
+        held = f"`for:` {alert_for} for the demo" if alert_for else "`for:` as committed"
         log.info(
             "look at: http://%s:%d/ (status page) · http://%s:%d/health?verbose · "
-            "%s/alerts (Prometheus alerts, from alerts/*.rules.yaml)",
-            shown, port, shown, port, prometheus.url,
+            "%s/alerts (Prometheus alerts: the generated rules, %s) · "
+            "faults: `make chaos` in another terminal",
+            shown, port, shown, port, prometheus.url, held,
         )
-        return await serve(demo_config(cluster, listen, keyspace), host, port)
+        return await serve(config, host, port)
     except TestbedError as exc:
         log.error("cannot start the demo: %s", exc)
         return EXIT_RUNTIME
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            (cluster.base_dir / STATE_FILE).unlink()
         if prometheus is not None:
             prometheus.stop()
         if workload is not None:
@@ -215,7 +290,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help=f"where the demo's Prometheus listens on 127.0.0.1 (default: {PROMETHEUS_PORT})",
     )
+    parser.add_argument(
+        "--alert-for",
+        type=_alert_for,
+        default=DEFAULT_ALERT_FOR,
+        metavar="DURATION",
+        help="how long a breach lasts before the demo's Prometheus fires its alert "
+        f"(default: {DEFAULT_ALERT_FOR}; `rules`: the committed rules' own durations, 2m-5m)",
+    )
     return parser
+
+
+def _alert_for(text: str) -> str | None:
+    if text == "rules":
+        return None
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,5 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_logging("INFO", "text")
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_demo(args.listen, args.keyspace, args.prometheus_port))
+        return asyncio.run(
+            run_demo(args.listen, args.keyspace, args.prometheus_port, args.alert_for)
+        )
     return EXIT_OK

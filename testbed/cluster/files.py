@@ -19,7 +19,7 @@ def write_node_files(
     ignore = base_dir / ".gitignore"
     if not ignore.exists():
         ignore.write_text("*\n")
-    seed = nodes[0].address
+    seed = nodes[0].broadcast_address
     for node in nodes:
         if node.home.exists():
             shutil.rmtree(node.home)
@@ -31,6 +31,7 @@ def write_node_files(
         layout = config_files.NodeLayout(
             cluster_name=cluster_name,
             address=node.address,
+            broadcast_address=node.broadcast_address,
             seed=seed,
             token=config_files.initial_token(node.index, len(nodes)),
             storage_port=node.storage_port,

@@ -62,19 +62,19 @@ def wait_ready(nodes: Sequence[Node], timeout: float) -> None:
         for node in list(pending):
             if node.pid is None or not processes.is_alive(node.pid):
                 raise TestbedError(
-                    f"node {node.dc} ({node.address}) exited during start; "
+                    f"node {node.name} ({node.address}) exited during start; "
                     f"last log lines:\n{node.log_tail()}"
                 )
             if node.logged_since_launch(READY_LINE) and node.cql_answers():
                 pending.remove(node)
-                log.info("%s (%s) answers CQL after %.0f s", node.dc, node.address,
+                log.info("%s (%s) answers CQL after %.0f s", node.name, node.address,
                          time.monotonic() - began)
         if not pending:
             return
         if time.monotonic() >= deadline:
             node = pending[0]
             raise TestbedError(
-                f"node {node.dc} ({node.address}) did not answer CQL within "
+                f"node {node.name} ({node.address}) did not answer CQL within "
                 f"{timeout:.0f} s; last log lines:\n{node.log_tail()}"
             )
         time.sleep(POLL_SECONDS)

@@ -1,4 +1,4 @@
-"""A local Apache Cassandra cluster with one node per datacenter, on loopback addresses."""
+"""A local Apache Cassandra cluster of N nodes per datacenter, on loopback addresses."""
 
 from __future__ import annotations
 
@@ -7,27 +7,31 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from testbed import processes
 from testbed.cluster import ring, state
+from testbed.cluster.faults import Faults
 from testbed.cluster.files import write_node_files
 from testbed.cluster.launch import launch, wait_ready
 from testbed.cluster.node import Node, NodeStatus
 from testbed.cluster.nodetool import run_nodetool
 from testbed.cluster.ports import jmx_port, wait_until_free
+from testbed.cluster.proxies import ReplicationProxies
 from testbed.cluster.settings import (
     CLUSTER_NAME,
     DEFAULT_DATACENTERS,
     DEFAULT_HEAP,
     POLL_SECONDS,
+    PROXY_OFFSET,
     STOP_GRACE_SECONDS,
     SUPERUSER,
     check_datacenters,
     check_heap,
     check_net,
+    check_nodes_per_dc,
     default_base_dir,
     default_net,
     default_start_timeout,
@@ -38,8 +42,13 @@ from testbed.jars import DEFAULT_VERSION, ensure_jars
 log = logging.getLogger("testbed")
 
 
-class TestbedCluster:
-    """A Cassandra cluster of one node per datacenter, run from Maven Central jars."""
+class TestbedCluster(Faults):
+    """A Cassandra cluster of N nodes per datacenter, run from Maven Central jars.
+
+    With `replication_proxy` (the default) each node's broadcast address is a Toxiproxy
+    listener, so that `delay` and `partition` act on replication between datacenters
+    while clients still reach every node (see proxies).
+    """
 
     __test__ = False  # not a pytest test class despite the name
 
@@ -47,6 +56,8 @@ class TestbedCluster:
         self,
         datacenters: Sequence[str] = DEFAULT_DATACENTERS,
         *,
+        nodes_per_dc: int = 1,
+        replication_proxy: bool = True,
         net: str | None = None,
         base_dir: Path | str | None = None,
         heap: str = DEFAULT_HEAP,
@@ -57,6 +68,8 @@ class TestbedCluster:
         parallel_start: bool = True,
     ) -> None:
         self.datacenters: tuple[str, ...] = check_datacenters(datacenters)
+        self.nodes_per_dc = check_nodes_per_dc(nodes_per_dc, self.datacenters)
+        self.replication_proxy = replication_proxy
         self.heap = check_heap(heap)
         self.net = net if net is not None else default_net()
         octet = check_net(self.net)
@@ -66,16 +79,26 @@ class TestbedCluster:
         self.version = version
         self.start_timeout = start_timeout if start_timeout is not None else default_start_timeout()
         self.parallel_start = parallel_start
-        self.nodes: list[Node] = [
-            Node(
-                index=i,
-                dc=dc,
-                address=f"{self.net}.{i + 1}",
-                jmx_port=jmx_port(i, octet),
-                home=self.base_dir / "nodes" / dc,
-            )
-            for i, dc in enumerate(self.datacenters)
-        ]
+        # Node i of every datacenter before node i + 1 of any: the evenly spaced tokens then
+        # alternate between datacenters, and node 1 of the first datacenter is the seed.
+        self.nodes: list[Node] = []
+        for ordinal in range(1, self.nodes_per_dc + 1):
+            for dc in self.datacenters:
+                index = len(self.nodes)
+                name = dc if self.nodes_per_dc == 1 else f"{dc}-{ordinal}"
+                self.nodes.append(Node(
+                    index=index,
+                    dc=dc,
+                    address=f"{self.net}.{index + 1}",
+                    jmx_port=jmx_port(index, octet),
+                    home=self.base_dir / "nodes" / name,
+                    ordinal=ordinal,
+                    name=name,
+                    broadcast_address=(
+                        f"{self.net}.{PROXY_OFFSET + index}" if replication_proxy else None
+                    ),
+                ))
+        self.proxies = ReplicationProxies(self.nodes, self.base_dir, octet)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         # The process that ran up(): while it lives, the testbed is its own.
         self.owner_pid: int | None = None
@@ -101,6 +124,11 @@ class TestbedCluster:
         return self.datacenters[1:]
 
     @property
+    def replication_factor(self) -> dict[str, int]:
+        """A replica on every node: the replication for keyspaces made on this testbed."""
+        return {dc: self.nodes_per_dc for dc in self.datacenters}
+
+    @property
     def credentials(self) -> tuple[str, str] | None:
         """(user, password) of the superuser when password auth is on, else None."""
         return SUPERUSER if self.password_auth else None
@@ -109,13 +137,27 @@ class TestbedCluster:
     def state_path(self) -> Path:
         return self.base_dir / state.STATE_FILE
 
-    def node(self, dc: str) -> Node:
-        for node in self.nodes:
-            if node.dc == dc:
-                return node
-        raise TestbedError(
-            f"unknown datacenter {dc!r}; the testbed has {', '.join(self.datacenters)}"
-        )
+    def nodes_in(self, dc: str) -> list[Node]:
+        """The nodes of datacenter `dc`, node 1 first."""
+        found = [node for node in self.nodes if node.dc == dc]
+        if not found:
+            raise TestbedError(
+                f"unknown datacenter {dc!r}; the testbed has {', '.join(self.datacenters)}"
+            )
+        return found
+
+    def node(self, dc: str, ordinal: int = 1) -> Node:
+        """Node `ordinal` (1, 2, ...) of datacenter `dc`."""
+        return self.select(dc, ordinal)[0]
+
+    def select(self, dc: str, ordinal: int | None = None) -> list[Node]:
+        """Node `ordinal` of `dc`, or all of its nodes when `ordinal` is None."""
+        nodes = self.nodes_in(dc)
+        if ordinal is None:
+            return nodes
+        if not 1 <= ordinal <= len(nodes):
+            raise TestbedError(f"{dc} has nodes 1 to {len(nodes)}, not {ordinal}")
+        return [nodes[ordinal - 1]]
 
     def status(self) -> list[NodeStatus]:
         result = []
@@ -124,6 +166,7 @@ class TestbedCluster:
             pid = node.live_pid()
             result.append(
                 NodeStatus(
+                    name=node.name,
                     dc=node.dc,
                     address=node.address,
                     pid=pid,
@@ -149,6 +192,9 @@ class TestbedCluster:
             "password_auth": self.password_auth,
             "owner_pid": self.owner_pid,
             "datacenters": list(self.datacenters),
+            "nodes_per_dc": self.nodes_per_dc,
+            "replication_proxy": self.replication_proxy,
+            "proxy_pid": self.proxies.pid,
         }
         state.save(self.base_dir, settings, self.nodes)
 
@@ -168,6 +214,8 @@ class TestbedCluster:
         saved = state.read(directory)
         cluster = cls(
             saved["datacenters"],
+            nodes_per_dc=saved.get("nodes_per_dc", 1),
+            replication_proxy=saved.get("replication_proxy", False),
             net=saved["net"],
             base_dir=directory,
             heap=saved["heap"],
@@ -178,6 +226,7 @@ class TestbedCluster:
         for node, saved_node in zip(cluster.nodes, saved["nodes"], strict=True):
             node.pid = saved_node["pid"]
         cluster.owner_pid = saved.get("owner_pid")
+        cluster.proxies.pid = saved.get("proxy_pid")
         return cluster
 
     # --- lifecycle ---------------------------------------------------------------
@@ -187,6 +236,8 @@ class TestbedCluster:
         lib = ensure_jars(self.version)
         self._stop_leftovers()
         wait_until_free(endpoint for node in self.nodes for endpoint in node.endpoints())
+        if self.replication_proxy and (busy := self.proxies.free_error()) is not None:
+            raise TestbedError(f"{busy}; another testbed may be running on this net")
         self.owner_pid = os.getpid()
         write_node_files(
             self.base_dir,
@@ -198,9 +249,12 @@ class TestbedCluster:
         seed, *others = self.nodes
         log.info(
             "starting %d Cassandra node(s): %s (about 30 s each on a small machine)",
-            len(self.nodes), ", ".join(f"{n.dc} {n.address}" for n in self.nodes),
+            len(self.nodes), ", ".join(f"{n.name} {n.address}" for n in self.nodes),
         )
         try:
+            if self.replication_proxy:
+                self.proxies.start()
+                self.save_state()
             self._launch(seed, lib)
             wait_ready([seed], self.start_timeout)
             if self.parallel_start:
@@ -215,7 +269,8 @@ class TestbedCluster:
             log.info("waiting until every node sees the others up")
             self._wait_for_ring(deadline)
             ring.replicate_system_auth(
-                seed, self.datacenters, password_auth=self.password_auth, deadline=deadline
+                seed, self.replication_factor, password_auth=self.password_auth,
+                deadline=deadline,
             )
             if self.password_auth:
                 # The default superuser was created before system_auth had these replicas.
@@ -231,9 +286,9 @@ class TestbedCluster:
         for node in self.nodes:
             node_state = node.state()
             if node_state != "running":
-                raise TestbedError(f"node {node.dc} is {node_state}")
+                raise TestbedError(f"node {node.name} is {node_state}")
         deadline = time.monotonic() + timeout
-        while silent := [node.dc for node in self.nodes if not node.cql_answers()]:
+        while silent := [node.name for node in self.nodes if not node.cql_answers()]:
             if time.monotonic() >= deadline:
                 raise TestbedError(f"CQL does not answer on {', '.join(silent)}")
             time.sleep(POLL_SECONDS)
@@ -253,63 +308,15 @@ class TestbedCluster:
             self._forget_child(pid)
         for node in self.nodes:
             node.pid = None
+        self.proxies.stop()
         if self.state_path.parent.is_dir():
             self.save_state()
 
-    def pause(self, dc: str) -> None:
-        """Freeze a node with SIGSTOP: it keeps its sockets but answers nothing."""
-        node = self.node(dc)
-        pid = self._require_pid(node)
-        processes.send(pid, signal.SIGSTOP)
-        self._wait_until(
-            lambda: node.state() == "paused", 10.0, f"node {dc} did not stop on SIGSTOP"
-        )
-
-    def resume(self, dc: str) -> None:
-        """Let a paused node run again with SIGCONT."""
-        node = self.node(dc)
-        pid = self._require_pid(node)
-        processes.send(pid, signal.SIGCONT)
-        self._wait_until(
-            lambda: node.state() == "running", 10.0, f"node {dc} did not continue on SIGCONT"
-        )
-
-    def kill(self, dc: str) -> None:
-        """Crash a node with SIGKILL and wait for the process to be gone."""
-        node = self.node(dc)
-        pid = self._require_pid(node)
-        processes.send(pid, signal.SIGKILL)
-        if not processes.wait_for_exit(pid, 30.0):
-            raise TestbedError(f"node {dc} (pid {pid}) survived SIGKILL for 30 s")
-        self._forget_child(pid)
-        node.pid = None
-        self.save_state()
-
-    def start(self, dc: str) -> None:
-        """Start a stopped node again on its existing data; return once it answers CQL."""
-        node = self.node(dc)
-        if node.live_pid() is not None:
-            raise TestbedError(f"node {dc} is already running (pid {node.pid})")
-        if not node.config_path.is_file():
-            raise TestbedError(f"node {dc} has no configuration in {node.home}; run `up` first")
-        lib = ensure_jars(self.version)
-        try:
-            self._launch(node, lib)
-            wait_ready([node], self.start_timeout)
-            self._wait_for_ring(time.monotonic() + self.start_timeout)
-        except BaseException:
-            if (pid := node.live_pid()) is not None:
-                processes.terminate(pid, STOP_GRACE_SECONDS)
-                self._forget_child(pid)
-            node.pid = None
-            self.save_state()
-            raise
-
-    def nodetool(self, dc: str, *args: str, timeout: float = 120.0) -> str:
+    def nodetool(self, dc: str, *args: str, timeout: float = 120.0, node: int = 1) -> str:
         """Run nodetool against a node's JMX port and return its output."""
-        node = self.node(dc)
-        self._require_pid(node)
-        return run_nodetool(node, ensure_jars(self.version), self.base_dir, args, timeout)
+        node_ = self.node(dc, node)
+        self._require_pid(node_)
+        return run_nodetool(node_, ensure_jars(self.version), self.base_dir, args, timeout)
 
     def __enter__(self) -> TestbedCluster:
         return self.up()
@@ -323,12 +330,6 @@ class TestbedCluster:
         self.down()
 
     # --- internals ---------------------------------------------------------------
-
-    def _require_pid(self, node: Node) -> int:
-        pid = node.live_pid()
-        if pid is None:
-            raise TestbedError(f"node {node.dc} is not running")
-        return pid
 
     def _launch(self, node: Node, lib: Path) -> None:
         child = launch(node, lib, self.heap)
@@ -365,11 +366,3 @@ class TestbedCluster:
                 "another CQRS_TESTBED_DIR and CQRS_TESTBED_NET"
             )
         previous.down()
-
-    @staticmethod
-    def _wait_until(check: Callable[[], bool], timeout: float, message: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() >= deadline:
-                raise TestbedError(message)
-            time.sleep(0.05)

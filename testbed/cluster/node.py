@@ -15,6 +15,7 @@ from testbed.cql_probe import cql_answers
 class NodeStatus:
     """One node as seen at one moment."""
 
+    name: str
     dc: str
     address: str
     pid: int | None
@@ -26,10 +27,25 @@ class NodeStatus:
 class Node:
     """One Cassandra server of the testbed: its files, ports and process."""
 
-    def __init__(self, index: int, dc: str, address: str, jmx_port: int, home: Path) -> None:
+    def __init__(
+        self,
+        index: int,
+        dc: str,
+        address: str,
+        jmx_port: int,
+        home: Path,
+        *,
+        ordinal: int = 1,
+        name: str | None = None,
+        broadcast_address: str | None = None,
+    ) -> None:
         self.index = index
         self.dc = dc
-        self.address = address
+        self.ordinal = ordinal  # 1, 2, ... within its datacenter
+        self.name = name or dc
+        self.address = address  # listen and CQL address
+        # What other nodes connect to: the replication proxy's address when there is one.
+        self.broadcast_address = broadcast_address or address
         self.jmx_port = jmx_port
         self.home = home
         self.native_port = NATIVE_PORT
@@ -38,7 +54,7 @@ class Node:
         self._log_offset = 0
 
     def __repr__(self) -> str:
-        return f"Node(dc={self.dc!r}, address={self.address!r}, pid={self.pid})"
+        return f"Node(name={self.name!r}, address={self.address!r}, pid={self.pid})"
 
     @property
     def conf_dir(self) -> Path:
@@ -75,11 +91,11 @@ class Node:
         }
 
     def endpoints(self) -> list[tuple[str, str, int]]:
-        """(dc, host, port) of every socket the server listens on."""
+        """(node name, host, port) of every socket the server listens on."""
         return [
-            (self.dc, self.address, self.native_port),
-            (self.dc, self.address, self.storage_port),
-            (self.dc, "127.0.0.1", self.jmx_port),
+            (self.name, self.address, self.native_port),
+            (self.name, self.address, self.storage_port),
+            (self.name, "127.0.0.1", self.jmx_port),
         ]
 
     def _config_argument(self) -> str:

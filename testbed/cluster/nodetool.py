@@ -39,12 +39,12 @@ def run_nodetool(
         )
     except subprocess.TimeoutExpired:
         raise TestbedError(
-            f"nodetool {' '.join(args)} on {node.dc} did not finish in {timeout:.0f} s"
+            f"nodetool {' '.join(args)} on {node.name} did not finish in {timeout:.0f} s"
         ) from None
     if proc.returncode != 0:
         detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-LOG_TAIL_LINES:]
         raise TestbedError(
-            f"nodetool {' '.join(args)} on {node.dc} failed (exit {proc.returncode}):\n"
+            f"nodetool {' '.join(args)} on {node.name} failed (exit {proc.returncode}):\n"
             + "\n".join(detail)
         )
     return proc.stdout

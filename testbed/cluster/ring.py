@@ -83,7 +83,7 @@ def wait_for_ring(
                             read_at_all(sessions[node.address])
                         except Exception as exc:
                             name = type(exc).__name__
-                            problem = f"{node.dc} does not yet see every node up ({name})"
+                            problem = f"{node.name} does not yet see every node up ({name})"
                             break
             if problem is None:
                 return
@@ -95,18 +95,18 @@ def wait_for_ring(
 
 
 def replicate_system_auth(
-    seed: Node, datacenters: Sequence[str], *, password_auth: bool, deadline: float
+    seed: Node, replication: dict[str, int], *, password_auth: bool, deadline: float
 ) -> None:
-    """Give system_auth one replica in every datacenter.
+    """Give system_auth a replica on every node (`replication`: replicas per datacenter).
 
     Logins then survive a stopped node, and a read of it at ALL tells whether a
     coordinator sees every node up. With password auth the default superuser, created
     before the change, still has to be repaired onto the new replicas.
     """
-    replication = ", ".join(f"'{dc}': 1" for dc in datacenters)
+    options = ", ".join(f"'{dc}': {count}" for dc, count in replication.items())
     statement = (
         "ALTER KEYSPACE system_auth WITH replication = "
-        f"{{'class': 'NetworkTopologyStrategy', {replication}}}"
+        f"{{'class': 'NetworkTopologyStrategy', {options}}}"
     )
     while True:
         try:
@@ -144,20 +144,22 @@ def read_at_all(session: Session) -> None:
 
 def ring_problem(nodes: Sequence[Node], views: dict[str, dict[str, GossipView]]) -> str | None:
     """Why the gossip views of `nodes` do not yet agree, or None when they do."""
-    own = {node.address: views[node.address].get(node.address) for node in nodes}
+    # Gossip knows each node by its broadcast address; the views are by listen address.
+    own = {node.address: views[node.address].get(node.broadcast_address) for node in nodes}
     for node in nodes:
         view = views[node.address]
         for other in nodes:
-            seen = view.get(other.address)
+            seen = view.get(other.broadcast_address)
             if seen is None:
-                return f"{node.dc} does not know {other.dc} ({other.address})"
+                return f"{node.name} does not know {other.name} ({other.broadcast_address})"
             if seen.dc != other.dc:
-                return f"{node.dc} places {other.address} in {seen.dc}, not {other.dc}"
+                return f"{node.name} places {other.name} in {seen.dc}, not {other.dc}"
             if not seen.status.startswith("NORMAL"):
-                return f"{node.dc} sees {other.dc} as {seen.status or 'no status'}"
+                return f"{node.name} sees {other.name} as {seen.status or 'no status'}"
             itself = own[other.address]
             if itself is None or seen.generation != itself.generation:
-                return f"{node.dc} has not yet seen {other.dc} restart"
-            if seen.schema != view[node.address].schema:
-                return f"{node.dc} and {other.dc} disagree on the schema version"
+                return f"{node.name} has not yet seen {other.name} restart"
+            mine = view.get(node.broadcast_address)
+            if mine is None or seen.schema != mine.schema:
+                return f"{node.name} and {other.name} disagree on the schema version"
     return None

@@ -18,6 +18,9 @@ STOP_GRACE_SECONDS = 30.0
 LOG_TAIL_LINES = 20
 POLL_SECONDS = 0.2
 SUPERUSER = ("cassandra", "cassandra")
+MAX_NODES_PER_DC = 5
+# A node's replication proxy listens on <net>.<PROXY_OFFSET + index>.
+PROXY_OFFSET = 101
 
 _DC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _HEAP = re.compile(r"^[0-9]+[MmGg]$")
@@ -78,3 +81,11 @@ def check_heap(heap: str) -> str:
     if not _HEAP.match(heap):
         raise TestbedError(f"heap {heap!r} must look like 512M or 1G")
     return heap
+
+
+def check_nodes_per_dc(count: int, datacenters: Sequence[str]) -> int:
+    if not 1 <= count <= MAX_NODES_PER_DC:
+        raise TestbedError(f"nodes per datacenter must be 1 to {MAX_NODES_PER_DC}, not {count}")
+    if count * len(datacenters) > PROXY_OFFSET - 1:
+        raise TestbedError(f"{count * len(datacenters)} nodes do not fit the address plan")
+    return count

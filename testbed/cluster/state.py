@@ -19,8 +19,10 @@ def save(base_dir: Path, settings: dict[str, Any], nodes: Sequence[Node]) -> Non
         **settings,
         "nodes": [
             {
+                "name": node.name,
                 "dc": node.dc,
                 "address": node.address,
+                "broadcast_address": node.broadcast_address,
                 "native_port": node.native_port,
                 "storage_port": node.storage_port,
                 "jmx_port": node.jmx_port,

@@ -2,6 +2,7 @@
 
 It runs against the local testbed unless told other contact points, and prints its
 statistics as one JSON line every ten seconds until stopped or its duration is over.
+SIGUSR1 stops its projector (the read models fall behind), SIGUSR2 starts it again.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ def _testbed_defaults() -> tuple[list[str], str, dict[str, int]]:
         cluster = TestbedCluster.load()
     except Exception:
         return ["127.0.0.1"], "us-east", {"us-east": 1}
-    return (list(cluster.contact_points), cluster.write_datacenter,
-            dict.fromkeys(cluster.datacenters, 1))
+    return list(cluster.contact_points), cluster.write_datacenter, cluster.replication_factor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +80,21 @@ async def _run_cli(workload: Workload, duration: float | None, projector: bool) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    switches: set[asyncio.Task[None]] = set()
+
+    def projector_off() -> None:
+        log.info("projector stopping (SIGUSR1)")
+        task = asyncio.ensure_future(workload.stop_projector())
+        switches.add(task)
+        task.add_done_callback(switches.discard)
+
+    def projector_on() -> None:
+        if not workload.projector_running:
+            log.info("projector starting (SIGUSR2)")
+            workload.start_projector()
+
+    loop.add_signal_handler(signal.SIGUSR1, projector_off)
+    loop.add_signal_handler(signal.SIGUSR2, projector_on)
     await workload.start(projector=projector)
     log.info("workload running: %s", workload.knobs)
     deadline = None if duration is None else time.monotonic() + duration

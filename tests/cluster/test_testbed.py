@@ -94,11 +94,11 @@ def test_each_node_reports_its_own_datacenter(testbed_cluster: TestbedCluster) -
             ).one()
 
         assert (row.data_center, row.rack) == (node.dc, "rack1")
-        assert str(row.broadcast_address) == node.address
+        assert str(row.broadcast_address) == node.broadcast_address
 
 
 def test_every_node_sees_the_other_datacenters_as_peers(testbed_cluster: TestbedCluster) -> None:
-    everyone = {node.address: node.dc for node in testbed_cluster.nodes}
+    everyone = {node.broadcast_address: node.dc for node in testbed_cluster.nodes}
     for node in testbed_cluster.nodes:
         with connect(node.address) as session:
             peers = {
@@ -106,7 +106,7 @@ def test_every_node_sees_the_other_datacenters_as_peers(testbed_cluster: Testbed
                 for r in session.execute("SELECT peer, data_center FROM system.peers_v2")
             }
 
-        assert peers == {a: dc for a, dc in everyone.items() if a != node.address}
+        assert peers == {a: dc for a, dc in everyone.items() if a != node.broadcast_address}
 
 
 def test_nodetool_status_lists_the_three_datacenters_up(testbed_cluster: TestbedCluster) -> None:
@@ -115,7 +115,7 @@ def test_nodetool_status_lists_the_three_datacenters_up(testbed_cluster: Testbed
     for dc in testbed_cluster.datacenters:
         assert f"Datacenter: {dc}" in output
     up_normal = [line.split()[1] for line in output.splitlines() if line.startswith("UN ")]
-    assert sorted(up_normal) == sorted(testbed_cluster.contact_points)
+    assert sorted(up_normal) == sorted(n.broadcast_address for n in testbed_cluster.nodes)
 
 
 @pytest.mark.fault

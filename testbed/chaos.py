@@ -1,0 +1,234 @@
+"""`python -m testbed chaos`: a scripted fault story played on the running demo.
+
+Each step injects one fault — replication into a datacenter delayed, a datacenter's
+replication partitioned, a node stopped, the projector stopped — and watches the demo's
+Prometheus until the alerts the step targets have gone pending and fired; then it heals the
+fault and waits until they have resolved. Every change of an alert's state is printed as it
+is seen, with the time since the step began.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from testbed.cluster import TestbedCluster, default_base_dir
+from testbed.demo import read_state
+from testbed.errors import TestbedError
+
+POLL_SECONDS = 2.0
+DELAY_MS = 1500
+# How long a step may wait for its alerts to fire, beyond their `for:`, and to resolve.
+FIRE_MARGIN_SECONDS = 180.0
+RESOLVE_TIMEOUT_SECONDS = 300.0
+COMMITTED_FOR_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """An alert a step expects, picked out by its name and some of its labels."""
+
+    alert: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, alert: dict[str, Any]) -> bool:
+        labels = alert.get("labels", {})
+        return labels.get("alertname") == self.alert and all(
+            labels.get(key) == value for key, value in self.labels
+        )
+
+    def __str__(self) -> str:
+        shown = ",".join(f'{key}="{value}"' for key, value in self.labels)
+        return f"{self.alert}{{{shown}}}" if shown else self.alert
+
+
+@dataclass
+class Step:
+    key: str
+    fault: str
+    inject: Callable[[], None]
+    heal: Callable[[], None]
+    targets: list[Target]
+
+
+@dataclass
+class Transition:
+    step: str
+    target: str
+    state: str  # "pending", "firing" or "resolved"
+    seconds: float  # since the step's fault was injected
+
+
+@dataclass
+class StepResult:
+    step: str
+    transitions: list[Transition] = field(default_factory=list)
+    problem: str | None = None
+
+
+def alert_states(prometheus: str) -> list[dict[str, Any]]:
+    """The active alerts (pending or firing) of the Prometheus at `prometheus`."""
+    with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5.0) as response:
+        body = json.loads(response.read())
+    alerts: list[dict[str, Any]] = body["data"]["alerts"]
+    return alerts
+
+
+def state_of(target: Target, alerts: Sequence[dict[str, Any]]) -> str:
+    """The worst state of the alerts matching `target`: firing, pending or resolved."""
+    states = {alert.get("state") for alert in alerts if target.matches(alert)}
+    if "firing" in states:
+        return "firing"
+    return "pending" if "pending" in states else "resolved"
+
+
+def story(cluster: TestbedCluster, workload_pid: int) -> list[Step]:
+    """The steps, in the order they are played."""
+    first, *others = cluster.read_datacenters
+    last = others[-1] if others else first
+
+    def projector(sig: signal.Signals) -> Callable[[], None]:
+        return lambda: os.kill(workload_pid, sig)
+
+    return [
+        Step(
+            "delay", f"replication into {last} delayed {DELAY_MS} ms (its clients still served)",
+            lambda: cluster.delay(last, DELAY_MS), lambda: cluster.heal(last),
+            [Target("CqrsReplicationLagHigh", (("target_datacenter", last),))],
+        ),
+        Step(
+            "partition", f"replication into and out of {first} cut (its clients still served)",
+            lambda: cluster.partition(first), lambda: cluster.heal(first),
+            [Target("CqrsReplicationLagHigh", (("target_datacenter", first),))],
+        ),
+        Step(
+            "node", f"the node(s) of {last} stopped (SIGKILL)",
+            lambda: cluster.kill(last), lambda: cluster.start(last),
+            [Target("CqrsProbeFailing", (("probe", f"reachability:{last}"),))],
+        ),
+        Step(
+            "projector", "the workload's projector stopped (read models fall behind)",
+            projector(signal.SIGUSR1), projector(signal.SIGUSR2),
+            [Target("CqrsReadModelSyncLagHigh")],
+        ),
+    ]
+
+
+def _say(text: str) -> None:
+    print(f"chaos: {text}", flush=True)
+
+
+def play_step(step: Step, prometheus: str, fire_within: float) -> StepResult:
+    """Inject, wait until every target fired, heal, wait until every target resolved."""
+    result = StepResult(step.key)
+    seen = {str(target): "resolved" for target in step.targets}
+    _say(f"{step.key}: {step.fault}; waiting for {', '.join(seen)} to fire")
+    step.inject()
+    began = time.monotonic()
+    healed = False
+    try:
+        deadline = began + fire_within
+        while True:
+            alerts = alert_states(prometheus)
+            for target in step.targets:
+                state = state_of(target, alerts)
+                if state != seen[str(target)]:
+                    seen[str(target)] = state
+                    elapsed = time.monotonic() - began
+                    result.transitions.append(Transition(step.key, str(target), state, elapsed))
+                    _say(f"{step.key}: {target} {state} after {elapsed:.0f} s")
+            if not healed and all(state == "firing" for state in seen.values()):
+                _say(f"{step.key}: healing")
+                step.heal()
+                healed = True
+                deadline = time.monotonic() + RESOLVE_TIMEOUT_SECONDS
+            elif healed and all(state == "resolved" for state in seen.values()):
+                return result
+            if time.monotonic() >= deadline:
+                waiting = "resolve" if healed else "fire"
+                late = [name for name, state in seen.items()
+                        if (state != "resolved" if healed else state != "firing")]
+                result.problem = f"{', '.join(late)} did not {waiting} in time"
+                _say(f"{step.key}: {result.problem}")
+                return result
+            time.sleep(POLL_SECONDS)
+    finally:
+        if not healed:
+            step.heal()
+
+
+def play(
+    base_dir: Path, steps: Sequence[str] | None = None, fire_within: float | None = None
+) -> list[StepResult]:
+    """Play the story (or the named steps) on the demo running on the testbed in `base_dir`."""
+    cluster = TestbedCluster.load(base_dir)
+    if not cluster.is_running():
+        raise TestbedError(f"the testbed in {base_dir} is not running; start it with `make run`")
+    demo = read_state(cluster.base_dir)
+    alert_for = demo.get("alert_for")
+    if fire_within is None:
+        for_seconds = COMMITTED_FOR_SECONDS if alert_for is None else _seconds(alert_for)
+        fire_within = for_seconds + FIRE_MARGIN_SECONDS
+    chosen = story(cluster, int(demo["workload_pid"]))
+    if steps:
+        unknown = sorted(set(steps) - {step.key for step in chosen})
+        if unknown:
+            raise TestbedError(
+                f"no step {', '.join(unknown)}; the steps are "
+                + ", ".join(step.key for step in chosen)
+            )
+        chosen = [step for step in chosen if step.key in steps]
+    _say(f"playing on the demo: alerts at {demo['prometheus']}/alerts, "
+         f"status page at {demo['exporter']}/")
+    results = []
+    for step in chosen:
+        results.append(play_step(step, demo["prometheus"], fire_within))
+    return results
+
+
+def _seconds(text: str) -> float:
+    from exporter.config.base import parse_duration
+
+    return parse_duration(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"testbed chaos: {message} (see `{self.prog} --help`)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(
+        prog="python -m testbed chaos",
+        description="Play faults on the running demo (`make run`) and watch its alerts go "
+        "pending, fire and resolve.",
+    )
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="the demo's testbed folder (default: $CQRS_TESTBED_DIR or .testbed)")
+    parser.add_argument("--steps", default=None, metavar="LIST",
+                        help="comma-separated steps to play (default: delay,partition,node,"
+                        "projector)")
+    args = parser.parse_args(argv)
+    steps = [name.strip() for name in args.steps.split(",")] if args.steps else None
+    try:
+        results = play((args.dir or default_base_dir()).resolve(), steps)
+    except TestbedError as exc:
+        print(f"testbed chaos: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("testbed chaos: interrupted (the fault in play was healed)", file=sys.stderr)
+        return 130
+    failed = [result for result in results if result.problem]
+    for result in results:
+        verdict = result.problem or "pending, fired and resolved"
+        _say(f"{result.step}: {verdict}")
+    return 1 if failed else 0
