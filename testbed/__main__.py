@@ -183,6 +183,7 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
     began = time.monotonic()
     # Progress on stderr while the nodes start; the summary below goes to stdout.
     logging.basicConfig(level=logging.INFO, format="testbed: %(message)s", stream=sys.stderr)
+    logging.getLogger("cassandra").setLevel(logging.WARNING)
     cluster.up()
     print(f"testbed {cluster.cluster_name} up in {time.monotonic() - began:.1f} s ({base_dir})")
     _print_nodes(cluster)
