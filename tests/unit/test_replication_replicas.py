@@ -2,8 +2,9 @@
 replicas that leave, and the switch between read modes.
 
 A fake clock, a stand-in connection whose token map and replica copies the test sets, and
-pollers that never run by themselves: each read is made by the test (pure logic). The real
-cluster is exercised in tests/cluster/test_replication_cluster.py and
+pollers that never run by themselves: each read is made by the test (pure logic). The
+connection's replica lookup itself runs on the driver's own metadata classes, without a
+cluster. The real cluster is exercised in tests/cluster/test_replication_cluster.py and
 tests/production/test_replicas.py.
 """
 
@@ -16,9 +17,17 @@ from typing import Any
 
 import pytest
 from cassandra import OperationTimedOut
+from cassandra.connection import DefaultEndPoint
+from cassandra.cqltypes import UTF8Type
+from cassandra.metadata import KeyspaceMetadata, Metadata
+from cassandra.policies import SimpleConvictionPolicy
+from cassandra.pool import Host as DriverHost
+from cassandra.protocol import ColumnMetadata
+from cassandra.query import PreparedStatement
 
 from exporter.clock import FakeClock
 from exporter.config import parse_config
+from exporter.connection import CassandraConnection
 from probes.base import ProbeContext
 from probes.registry import KINDS
 from probes.replication import heartbeat, writer
@@ -346,3 +355,71 @@ async def test_regional_local_one_mode_reads_the_datacenter_as_a_whole() -> None
     await probe.run()
     assert set(probe._pollers) == {None} and ring.lookups == 0
     assert replicas(probe, EU) == (None, None)
+
+
+# --- the token map lookup, on the driver's own metadata ----------------------------------
+
+
+class Connected:
+    """Stands in for the driver's Cluster: only its metadata is looked at."""
+
+    def __init__(self, metadata: Metadata) -> None:
+        self.metadata = metadata
+
+
+def connected(metadata: Metadata | None) -> CassandraConnection:
+    connection = CassandraConnection(config())
+    if metadata is not None:
+        connection._cluster = Connected(metadata)  # type: ignore[assignment]
+    return connection
+
+
+def driver_metadata(nodes: dict[str, list[str]], rf: dict[str, int]) -> Metadata:
+    """The driver's Metadata for a ring of one token per node, and the monitoring keyspace."""
+    metadata = Metadata()
+    tokens: dict[DriverHost, list[str]] = {}
+    addresses = [(dc, a) for dc, group in nodes.items() for a in group]
+    step = 2**64 // len(addresses)
+    for index, (dc, address) in enumerate(addresses):
+        host = DriverHost(DefaultEndPoint(address), SimpleConvictionPolicy, datacenter=dc, rack="r")
+        metadata.add_or_return_host(host)
+        tokens[host] = [str(-(2**63) + index * step)]
+    options = {dc: str(n) for dc, n in rf.items()}
+    metadata.keyspaces["cqrs_monitoring"] = KeyspaceMetadata(
+        "cqrs_monitoring", True, "NetworkTopologyStrategy", options
+    )
+    metadata.rebuild_token_map("org.apache.cassandra.dht.Murmur3Partitioner", tokens)
+    return metadata
+
+
+def prepared_select() -> PreparedStatement:
+    """The sentinel select as the driver prepares it: both key columns are the partition key."""
+    columns = [
+        ColumnMetadata("cqrs_monitoring", "replication_sentinels", name, UTF8Type)
+        for name in ("writer_id", "source_datacenter")
+    ]
+    return PreparedStatement(columns, b"id", [0, 1], "SELECT", "cqrs_monitoring", 5, [], None)
+
+
+def test_the_replicas_of_the_sentinel_row_come_from_the_token_map_by_datacenter() -> None:
+    nodes = {WRITE: ["10.0.0.1", "10.0.0.2", "10.0.0.3"], EU: ["10.0.2.1", "10.0.2.2", "10.0.2.3"]}
+    connection = connected(driver_metadata(nodes, {WRITE: 1, EU: 2}))
+    statement = prepared_select()
+    found = {dc: connection.replicas(statement, ("default", WRITE), dc) for dc in (WRITE, EU, CA)}
+    assert len(found[WRITE]) == 1 and len(found[EU]) == 2 and found[CA] == []
+    assert {h.datacenter for h in found[EU]} == {EU}
+    assert [str(h.endpoint) for h in found[EU]] == sorted(str(h.endpoint) for h in found[EU])
+    # Another partition may live elsewhere: the lookup follows the key.
+    placements = {
+        frozenset(h.address for h in connection.replicas(statement, (f"w{i}", WRITE), EU))
+        for i in range(20)
+    }
+    assert len(placements) > 1
+
+
+def test_no_replicas_before_connecting_or_for_a_keyspace_the_map_does_not_know() -> None:
+    statement = prepared_select()
+    assert connected(None).replicas(statement, ("default", WRITE), EU) == []
+    metadata = driver_metadata({EU: ["10.0.2.1"]}, {EU: 1})
+    del metadata.keyspaces["cqrs_monitoring"]
+    assert connected(metadata).replicas(statement, ("default", WRITE), EU) == []
