@@ -210,6 +210,24 @@ class CassandraConnection:
             return []
         return [h for h in self._cluster.metadata.all_hosts() if h.datacenter == datacenter]
 
+    def replicas(
+        self, statement: PreparedStatement, parameters: Sequence[Any], datacenter: str
+    ) -> list[Host]:
+        """The hosts of a datacenter holding the partition `statement` reads with `parameters`.
+
+        From the driver's token map, in a stable order; empty before connecting, or when the
+        map cannot tell (no routing key, a keyspace it does not know yet).
+        """
+        if self._cluster is None or statement.keyspace is None:
+            return []
+        key = statement.bind(parameters).routing_key
+        if key is None:
+            return []
+        hosts = self._cluster.metadata.get_replicas(statement.keyspace, key)
+        return sorted(
+            (h for h in hosts if h.datacenter == datacenter), key=lambda h: str(h.endpoint)
+        )
+
     async def prepare(self, query: str) -> PreparedStatement:
         """Prepare once per query text; later calls return the cached statement."""
         statement = self._prepared.get(query)

@@ -186,6 +186,8 @@ REPLICATION_SENTINELS_LOST = _counter("cqrs_replication_sentinels_lost", *PAIR)
 REPLICATION_SENTINELS_WRITTEN = _counter("cqrs_replication_sentinels_written", "source_datacenter")
 REPLICATION_READ_FAILURES = _counter("cqrs_replication_read_failures", *PAIR, "reason")
 REPLICATION_HEARTBEAT_AGE = _gauge("cqrs_replication_heartbeat_age_seconds", *PAIR)
+REPLICATION_REPLICAS = _gauge("cqrs_replication_replicas", *PAIR)
+REPLICATION_REPLICAS_CAUGHT_UP = _gauge("cqrs_replication_replicas_caught_up", *PAIR)
 REPLICATION_HINTS_PENDING = _gauge("cqrs_replication_hints_pending_files", *PAIR)
 REPLICATION_INTERNODE_PENDING_MESSAGES = _gauge(
     "cqrs_replication_internode_pending_messages", *PAIR

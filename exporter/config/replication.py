@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import model_validator
 
@@ -16,6 +17,13 @@ class ReplicationMode(StrEnum):
 
     WRITER = "writer"
     REGIONAL = "regional"
+
+
+class ReadMode(StrEnum):
+    """How a read datacenter's sentinel row is read."""
+
+    LOCAL_ONE = "local_one"
+    PER_REPLICA = "per_replica"
 
 
 class BacklogConfig(ProbeSchedule):
@@ -37,9 +45,20 @@ class ReplicationConfig(ProbeSchedule):
     """How long one visibility read may take; a read that fails or times out counts as a miss."""
     sentinel_timeout: Duration = 30.0
     """A sentinel unseen for this long is counted lost (its datacenter's lag keeps growing)."""
-    per_replica: bool = False
-    """Read through every node of a datacenter, so one lagging replica cannot hide."""
+    read_mode: ReadMode = ReadMode.LOCAL_ONE
+    """`local_one`: one read per datacenter, answered by whichever replica the driver picks;
+    `per_replica`: each of the datacenter's replicas of the sentinel row, read through it, so
+    one lagging replica cannot hide (the lag is the worst replica's)."""
     backlog: BacklogConfig = BacklogConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "per_replica" in data:
+            raise ValueError(
+                "per_replica is now read_mode: per_replica (or local_one, the default)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _periods_fit(self) -> ReplicationConfig:

@@ -2,8 +2,11 @@
 
 Cassandra 5.0 exposes each node's coordinator latency per table in the node-local virtual
 tables `system_views.coordinator_read_latency` and `coordinator_write_latency`. Each node
-is asked directly (the request is pinned to it); a datacenter's figure is the highest p99
-among its nodes that answered, since percentiles of different nodes cannot be averaged.
+the driver knows and does not hold for down is asked directly (the request is pinned to
+it); a datacenter's figure is the highest p99 among its nodes that answered, since
+percentiles of different nodes cannot be averaged, and the number that answered is
+exported beside it. Nothing is kept per node between runs: a node that left the cluster
+leaves the driver's metadata and, from the next run on, every figure.
 Only the tables the latency probe times are exported: the monitoring keyspace's
 `command_probe` and the tables of the declared queries, so the series stay few.
 
@@ -113,7 +116,13 @@ class ServerLatencyProbe(Probe):
         return found
 
     async def run(self) -> ProbeOutcome:
-        hosts = [h for dc in self.config.datacenters.all for h in self.connection.hosts(dc)]
+        # A node known down would only fail the run at once, however many others answer.
+        hosts = [
+            h
+            for dc in self.config.datacenters.all
+            for h in self.connection.hosts(dc)
+            if h.is_up is not False
+        ]
         if not self.connection.connected:
             self.latencies, self.answered = [], {}
             return ProbeOutcome.failed(FailureReason.UNAVAILABLE, "no Cassandra session yet")

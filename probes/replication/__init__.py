@@ -3,8 +3,9 @@
 The `replication` kind is one probe in the mode the config chooses. In `writer` mode it
 writes sentinels and times their visibility on this exporter's clock (`writer`); in
 `regional` mode it reads the age of the writer's heartbeat in this exporter's own datacenter
-(`heartbeat`). Both read the sentinel row (`rows`) with background pollers (`poller`) and
-count failed reads (`failures`); `tracker` is the writer's bookkeeping. The
+(`heartbeat`). Both read the sentinel row (`rows`) with background pollers (`poller`),
+through the datacenter as a whole or each of its replicas (`replicas`), and count failed
+reads (`failures`); `tracker` is the writer's bookkeeping. The
 `replication_backlog` kind (`backlog`) reads Cassandra's own hints and internode queues.
 """
 

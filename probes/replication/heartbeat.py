@@ -6,7 +6,8 @@ the row's `written_at` (the writer's wall clock) with its own wall clock. That c
 depends on synchronized clocks, so it is its own metric, never `cqrs_replication_lag_seconds`.
 
 Reads are cheap when all is well: one when the next heartbeat is due (`written_at` +
-`interval`), then one every `poll_interval` until it shows.
+`interval`), then one every `poll_interval` until it shows. In `per_replica` read mode each
+replica of the row in this datacenter is read on its own, and the age is the stalest one's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from cassandra.pool import Host
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
@@ -24,7 +24,8 @@ from exporter.metric_catalogue import REPLICATION_HEARTBEAT_AGE
 from exporter.results import Check, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
 from probes.replication.failures import ReadFailures
-from probes.replication.poller import CadencedPoller
+from probes.replication.poller import CadencedPoller, stop_others
+from probes.replication.replicas import Replicas, replica_families
 from probes.replication.rows import select_cql, written_at_seconds
 from probes.replication.tracker import ReaderKey
 
@@ -46,11 +47,19 @@ class HeartbeatProbe(Probe):
         self._latest: dict[ReaderKey, float] = {}
         """Newest `written_at` each reader has returned (writer's clock, Unix seconds)."""
         self._last_read: dict[ReaderKey, float] = {}
-        self._hosts: dict[ReaderKey, Host] = {}
         self._pollers: dict[ReaderKey, CadencedPoller] = {}
+        self.replicas = Replicas(
+            self.connection,
+            settings.read_mode,
+            self._select,
+            (self.writer_id, self.source),
+            self.log,
+        )
+        self._readers: frozenset[ReaderKey] = frozenset()
 
     async def run(self) -> ProbeOutcome:
-        for key in self._readers():
+        await self._refresh_readers()
+        for key in self._readers:
             self._poller(key).wake()
         if self.local in self.failures.last_error:
             reason, detail = self.failures.last_error[self.local]
@@ -59,13 +68,17 @@ class HeartbeatProbe(Probe):
             return ProbeOutcome.ok(f"no heartbeat from writer {self.writer_id!r} yet")
         return ProbeOutcome.ok()
 
-    def _readers(self) -> list[ReaderKey]:
-        if not self.settings.per_replica:
-            return [None]
-        hosts = self.connection.hosts(self.local)
-        for host in hosts:
-            self._hosts[str(host.endpoint)] = host
-        return [str(h.endpoint) for h in hosts] or [None]
+    async def _refresh_readers(self) -> None:
+        """The local datacenter's readers now; what was kept for one that is gone goes."""
+        readers = await self.replicas.readers(self.local)
+        gone = await stop_others(self._pollers, readers)
+        for key in [k for k in self._latest if k not in readers]:
+            del self._latest[key]
+        for key in [k for k in self._last_read if k not in readers]:
+            del self._last_read[key]
+        self.failures.retain(self.local, readers)
+        self.replicas.forget(gone - readers)
+        self._readers = readers
 
     def _poller(self, key: ReaderKey) -> CadencedPoller:
         poller = self._pollers.get(key)
@@ -110,12 +123,12 @@ class HeartbeatProbe(Probe):
                 datacenter=self.local,
                 consistency=Consistency.LOCAL_ONE,
                 timeout=self.settings.read_timeout,
-                host=self._hosts.get(key),
+                host=self.replicas.host(key),
             )
         except Exception as exc:
-            self.failures.record(self.local, classify(exc), describe(exc))
+            self.failures.record(self.local, classify(exc), describe(exc), key)
             return
-        self.failures.succeeded(self.local)
+        self.failures.succeeded(self.local, key)
         written = written_at_seconds(rows[0]) if rows else None
         if written is not None and written > self._latest.get(key, -math.inf):
             self._latest[key] = written
@@ -125,8 +138,18 @@ class HeartbeatProbe(Probe):
             await poller.stop()
 
     def newest(self) -> float | None:
-        """The newest heartbeat every reader has seen (writer's clock), None before the first."""
+        """The newest heartbeat every reader has seen (writer's clock), None before the first.
+
+        Per replica, the stalest replica's (among those that have returned one).
+        """
         return min(self._latest.values()) if self._latest else None
+
+    def caught_up(self) -> int | None:
+        """Readers that have returned the newest heartbeat any of them has (None: none has)."""
+        seen = [self._latest[r] for r in self._readers if r in self._latest]
+        if not seen:
+            return None
+        return seen.count(max(seen))
 
     def age(self) -> float | None:
         """Reader's wall clock minus the heartbeat's `written_at`; never negative."""
@@ -148,6 +171,9 @@ class HeartbeatProbe(Probe):
         if value is not None:
             age.add_metric([self.source, self.local], value)
         yield from (age, self.failures.family(self.source))
+        if self.replicas.per_replica and None not in self._readers:
+            counts = {self.local: (len(self._readers), self.caught_up())}
+            yield from replica_families(counts, self.source)
 
     def observations(self) -> Iterable[Observation]:
         yield Observation(Check.REPLICATION_LAG, self.local, self.overdue())

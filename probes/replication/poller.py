@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
 
 from exporter.clock import Clock
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 Due = Callable[[], float | None]
 """Seconds until a read is due (zero or less: now), or None: wait until woken."""
+
+K = TypeVar("K")
 
 
 class CadencedPoller:
@@ -94,3 +97,11 @@ class CadencedPoller:
             log.exception("poller %s: read raised", self.name)
         finally:
             self._slots.release()
+
+
+async def stop_others(pollers: dict[K, CadencedPoller], keep: Collection[K]) -> set[K]:
+    """Stop and remove the pollers whose key is not in `keep` (readers that are gone)."""
+    gone = {key for key in pollers if key not in keep}
+    for key in gone:
+        await pollers.pop(key).stop()
+    return gone

@@ -6,7 +6,12 @@ each visibility read returned; the tracker answers with the current lag per data
 A sentinel is *seen* in a datacenter once every reader of that datacenter (one, or one per
 replica) has read its sequence or a later one. Its visibility is bracketed by the latest
 miss (a read sent before it showed, or that failed) and the first hit (a read that returned
-it); the estimate is the midpoint, the resolution the bracket's width.
+it); the estimate is the midpoint, the resolution the bracket's width. With one reader per
+replica that is the worst replica's visibility: it is later than every replica's last miss
+and earlier than the last first hit.
+
+A datacenter's readers can change (a node joins, leaves or stops holding the row): a reader
+that is gone is no longer waited for, and a sentinel only it had not seen is seen.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ _le_label: Callable[[float], str] = floatToGoString
 """A bucket bound as client histograms write it in `le` (the library's function is untyped)."""
 
 ReaderKey = Hashable
-"""Who reads: the datacenter as a whole (None) or one node of it."""
+"""Who reads: the datacenter as a whole (None) or one replica of it (its address)."""
 
 VISIBILITY_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
@@ -69,6 +74,7 @@ class _Pending:
     sequence: int
     acked: float
     readers: frozenset[ReaderKey]
+    """Who must still see it; shrinks when a reader goes away."""
     last_miss: dict[ReaderKey, float] = field(default_factory=dict)
     first_hit: dict[ReaderKey, float] = field(default_factory=dict)
 
@@ -83,6 +89,10 @@ class TargetState:
     """What is known about one read datacenter."""
 
     pending: list[_Pending] = field(default_factory=list)
+    readers: frozenset[ReaderKey] = frozenset({None})
+    """Who reads it now: the datacenter as a whole, or each of its replicas."""
+    seen: dict[ReaderKey, int] = field(default_factory=dict)
+    """The newest sequence each current reader has returned."""
     lost_unseen_since: float | None = None
     """Acknowledgement time of the oldest lost sentinel no later sentinel has superseded yet."""
     estimate: float | None = None
@@ -104,13 +114,45 @@ class SentinelTracker:
         self.targets: dict[str, TargetState] = {dc: TargetState() for dc in targets}
         self.sentinel_timeout = sentinel_timeout
         self.last_ack: float | None = None
+        self.latest: int | None = None
+        """The sequence of the newest acknowledged sentinel."""
 
     def add(self, sequence: int, acked: float, readers: dict[str, frozenset[ReaderKey]]) -> None:
-        """A sentinel was acknowledged at `acked`; `readers` says who must see it, per target."""
+        """A sentinel was acknowledged at `acked`; `readers` says who must see it, per target.
+
+        Those are the targets' readers from now on (see `retain`).
+        """
         self.last_ack = acked
+        self.latest = sequence
         for dc, state in self.targets.items():
             keys = readers.get(dc) or frozenset({None})
+            self.retain(dc, keys)
             state.pending.append(_Pending(sequence, acked, keys))
+
+    def retain(self, dc: str, readers: frozenset[ReaderKey]) -> list[Completed]:
+        """Make `readers` the datacenter's readers; a reader not among them is forgotten.
+
+        A pending sentinel no longer waits for a forgotten reader: if every remaining one has
+        seen it, it is seen (returned, oldest first); if none remains, nothing can see it and
+        it is dropped, neither seen nor lost.
+        """
+        state = self.targets[dc]
+        if readers == state.readers:
+            return []
+        state.readers = readers
+        state.seen = {r: s for r, s in state.seen.items() if r in readers}
+        kept: list[_Pending] = []
+        for p in state.pending:
+            remaining = p.readers & readers
+            if not remaining:
+                continue
+            if remaining != p.readers:
+                p.readers = remaining
+                p.last_miss = {r: t for r, t in p.last_miss.items() if r in remaining}
+                p.first_hit = {r: t for r, t in p.first_hit.items() if r in remaining}
+            kept.append(p)
+        state.pending = kept
+        return self._complete(state)
 
     def wants(self, dc: str, reader: ReaderKey) -> bool:
         """Whether some pending sentinel still waits for this reader."""
@@ -136,6 +178,8 @@ class SentinelTracker:
         Returns the sentinels this read completed, oldest first.
         """
         state = self.targets[dc]
+        if seen is not None and reader in state.readers:
+            state.seen[reader] = max(seen, state.seen.get(reader, seen))
         for p in state.pending:
             if reader not in p.readers or reader in p.first_hit:
                 continue
@@ -143,6 +187,11 @@ class SentinelTracker:
                 p.first_hit[reader] = received
             elif sent > p.last_miss.get(reader, p.acked):
                 p.last_miss[reader] = sent
+        return self._complete(state)
+
+    @staticmethod
+    def _complete(state: TargetState) -> list[Completed]:
+        """Take out the sentinels every reader has seen, oldest first, and account for them."""
         done = [p for p in state.pending if len(p.first_hit) == len(p.readers)]
         if not done:
             return []
@@ -183,3 +232,13 @@ class SentinelTracker:
         if self.last_ack is None or now - self.last_ack > self.sentinel_timeout:
             return None
         return state.estimate
+
+    def caught_up(self, dc: str) -> int | None:
+        """How many of the datacenter's readers have returned the newest sentinel (or later).
+
+        None before the first sentinel is acknowledged.
+        """
+        if self.latest is None:
+            return None
+        state = self.targets[dc]
+        return sum(1 for r in state.readers if state.seen.get(r, self.latest - 1) >= self.latest)

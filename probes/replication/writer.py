@@ -3,9 +3,11 @@
 Each round writes a sentinel (a new sequence number into one fixed row per writer and source
 datacenter) at the command consistency in the write datacenter. Background pollers then read
 that row at LOCAL_ONE in each read datacenter every `poll_interval` until the sentinel, or a
-later one, shows. Both the acknowledgement and the reads are timed on the monotonic clock,
-so clock skew between hosts does not enter. The row doubles as the heartbeat that regional
-exporters read (see `heartbeat`).
+later one, shows: one reader per datacenter, or in `per_replica` read mode one per replica
+of the row (`replicas`), the datacenter's lag then being the worst replica's. Both the
+acknowledgement and the reads are timed on the monotonic clock, so clock skew between hosts
+does not enter. The row doubles as the heartbeat that regional exporters read (see
+`heartbeat`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from cassandra.pool import Host
 from prometheus_client.metrics_core import Metric
 
 from exporter.config import Consistency
@@ -30,7 +31,8 @@ from exporter.metric_catalogue import (
 from exporter.results import Check, Observation, ProbeOutcome
 from probes.base import Probe, ProbeContext
 from probes.replication.failures import ReadFailures
-from probes.replication.poller import CadencedPoller
+from probes.replication.poller import CadencedPoller, stop_others
+from probes.replication.replicas import Replicas, replica_families
 from probes.replication.rows import insert_cql, select_cql, written_at_seconds
 from probes.replication.tracker import ReaderKey, SentinelTracker
 
@@ -57,7 +59,13 @@ class WriterProbe(Probe):
         self.written = 0
         self.tracker = SentinelTracker(self.targets, settings.sentinel_timeout)
         self.failures = ReadFailures(self.targets)
-        self._hosts: dict[ReaderKey, Host] = {}
+        self.replicas = Replicas(
+            self.connection,
+            settings.read_mode,
+            self._select,
+            (self.writer_id, self.source),
+            self.log,
+        )
         self._pollers: dict[tuple[str, ReaderKey], CadencedPoller] = {}
         self._losing: set[str] = set()
         self._started_wall = self.clock.time()
@@ -67,6 +75,7 @@ class WriterProbe(Probe):
 
     async def run(self) -> ProbeOutcome:
         self._count_losses()
+        readers = await self._refresh_readers()
         insert = await self.connection.prepare(self._insert)
         self.sequence += 1
         written_at_ms = int(self.clock.time() * 1000)
@@ -81,8 +90,7 @@ class WriterProbe(Probe):
         self.written += 1
         if not self.targets:
             return ProbeOutcome.ok()
-        readers = {dc: self._readers(dc) for dc in self.targets}
-        self.tracker.add(self.sequence, acked, {dc: frozenset(k) for dc, k in readers.items()})
+        self.tracker.add(self.sequence, acked, readers)
         for dc, keys in readers.items():
             for key in keys:
                 self._poller(dc, key).wake()
@@ -109,23 +117,26 @@ class WriterProbe(Probe):
                 self._losing.discard(dc)
                 self.log.info("sentinels are seen in %s again", dc)
 
-    def _readers(self, dc: str) -> list[ReaderKey]:
-        """The datacenter as a whole, or in per-replica mode each of its nodes."""
-        if not self.settings.per_replica:
-            return [None]
-        hosts = self.connection.hosts(dc)
-        if not hosts:
-            return [None]
-        keys: list[ReaderKey] = []
-        for host in hosts:
-            key = str(host.endpoint)
-            self._hosts[key] = host
-            keys.append(key)
-        return keys
+    async def _refresh_readers(self) -> dict[str, frozenset[ReaderKey]]:
+        """Each read datacenter's readers now; what was kept for a reader that is gone goes.
+
+        Its poller stops, no sentinel waits for it any more, its failures and its host are
+        forgotten: a node that left the cluster leaves no series and no lag behind.
+        """
+        readers = {dc: await self.replicas.readers(dc) for dc in self.targets}
+        gone = await stop_others(
+            self._pollers, {(dc, key) for dc, keys in readers.items() for key in keys}
+        )
+        for dc, keys in readers.items():
+            self.tracker.retain(dc, keys)
+            self.failures.retain(dc, keys)
+        current = {key for keys in readers.values() for key in keys}
+        self.replicas.forget({key for _, key in gone} - current)
+        return readers
 
     @property
     def readers(self) -> list[tuple[str, ReaderKey]]:
-        """Every (datacenter, reader) polled so far: the datacenter, or each of its nodes."""
+        """Every (datacenter, reader) being polled: the datacenter, or each of its replicas."""
         return list(self._pollers)
 
     def _poller(self, dc: str, key: ReaderKey) -> CadencedPoller:
@@ -163,12 +174,12 @@ class WriterProbe(Probe):
                 datacenter=dc,
                 consistency=Consistency.LOCAL_ONE,
                 timeout=self.settings.read_timeout,
-                host=self._hosts.get(key),
+                host=self.replicas.host(key),
             )
         except Exception as exc:  # a failed read is a miss: the sentinel could not be read
-            self.failures.record(dc, classify(exc), describe(exc))
+            self.failures.record(dc, classify(exc), describe(exc), key)
         else:
-            self.failures.succeeded(dc)
+            self.failures.succeeded(dc, key)
             seen = self._our_sequence(rows)
         self.tracker.observe(dc, key, seen, sent, self.clock.monotonic())
 
@@ -231,6 +242,16 @@ class WriterProbe(Probe):
             )
             lost.add_metric(labels, state.lost)
         yield from (lag, resolution, visibility, lost, written, self.failures.family(self.source))
+        if self.replicas.per_replica:
+            yield from replica_families(self.replica_counts(), self.source)
+
+    def replica_counts(self) -> dict[str, tuple[int, int | None]]:
+        """Per datacenter read replica by replica: (its replicas, how many have caught up)."""
+        return {
+            dc: (len(state.readers), self.tracker.caught_up(dc))
+            for dc, state in self.tracker.targets.items()
+            if None not in state.readers
+        }
 
     def observations(self) -> Iterable[Observation]:
         now = self.clock.monotonic()

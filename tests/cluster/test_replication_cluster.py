@@ -141,7 +141,8 @@ async def test_healthy_cluster_keeps_every_read_datacenter_under_200ms(
 async def test_per_replica_mode_reads_through_each_node_of_each_read_datacenter(
     make_config: Callable[..., dict[str, Any]],
 ) -> None:
-    async with serve_exporter(replication_config(make_config, per_replica=True)) as running:
+    config = replication_config(make_config, read_mode="per_replica")
+    async with serve_exporter(config) as running:
         await settled(running)
         samples: list[tuple[float, float, float]] = []
         await record(running, 3.0, samples)
@@ -150,6 +151,8 @@ async def test_per_replica_mode_reads_through_each_node_of_each_read_datacenter(
         expected = {(dc, str(h.endpoint)) for dc in (CA, EU) for h in connection.hosts(dc)}
         assert len(expected) == 2
         assert set(probe_of(running).readers) == expected
+        for dc in (CA, EU):  # one node per datacenter, at replication factor 1
+            assert running.sample("cqrs_replication_replicas", pair(dc)) == 1
 
 
 @pytest.mark.fault

@@ -163,3 +163,35 @@ async def test_a_version_without_virtual_tables_at_all_is_not_an_error() -> None
     assert (await p.run()).success
     assert (await p.run()).success  # asked once, remembered
     assert list(p.collect()) == [] and connection.asked == []
+
+
+async def test_a_node_that_left_the_cluster_leaves_the_sums_and_the_count_next_run() -> None:
+    class Shrinking(StandIn):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.known = {dc: list(hosts) for dc, hosts in HOSTS.items()}
+
+        def hosts(self, dc: str) -> list[Host]:
+            return self.known[dc]
+
+    rows = {
+        "10.0.0.1": {"internode_outbound": [Outbound("eu-west", 5, 500)]},
+        "10.0.0.2": {"internode_outbound": [Outbound("eu-west", 7, 700)]},
+    }
+    connection = Shrinking(ALL_COLUMNS, rows)
+    p = probe(connection)
+    await p.run()
+    assert samples(p)[("cqrs_replication_internode_pending_messages", "us-east", "eu-west")] == 12
+    connection.known["us-east"] = [h for h in HOSTS["us-east"] if h.address != "10.0.0.2"]
+    await p.run()
+    assert samples(p)[("cqrs_replication_internode_pending_messages", "us-east", "eu-west")] == 5
+    families = list(p.collect())
+    nodes = {
+        s.labels["cassandra_datacenter"]: s.value
+        for family in families
+        for s in family.samples
+        if s.name == "cqrs_replication_backlog_nodes"
+    }
+    assert nodes == {"us-east": 1, "eu-west": 1}
+    labels = {name for family in families for s in family.samples for name in s.labels}
+    assert labels <= {"source_datacenter", "target_datacenter", "cassandra_datacenter"}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from exporter.config import ConfigError, parse_config
-from exporter.config.replication import ReplicationMode
+from exporter.config.replication import ReadMode, ReplicationMode
 from probes.registry import KINDS, ProbeContext, build_probes
 from probes.replication import replication_probe
 from probes.replication.backlog import ReplicationBacklogProbe
@@ -31,7 +31,7 @@ def test_defaults_follow_the_issue() -> None:
     assert replication.timeout < replication.interval
     assert replication.poll_interval == 0.05
     assert replication.mode is ReplicationMode.WRITER
-    assert replication.per_replica is False
+    assert replication.read_mode is ReadMode.LOCAL_ONE
     assert replication.sentinel_timeout == 30.0
     backlog = replication.backlog
     assert backlog.enabled and backlog.timeout < backlog.interval
@@ -83,10 +83,15 @@ def test_defaults_follow_the_issue() -> None:
             "probes.replication.backlog: timeout (5s) must be shorter than interval (5s)",
         ),
         (
-            {"per_replica": "sometimes"},
+            {"read_mode": "sometimes"},
             {},
-            "probes.replication.per_replica: input should be a valid boolean, unable to "
-            "interpret input, got 'sometimes'",
+            "probes.replication.read_mode: input should be 'local_one' or 'per_replica'",
+        ),
+        (
+            {"per_replica": True},
+            {},
+            "probes.replication: per_replica is now read_mode: per_replica (or local_one, "
+            "the default)",
         ),
     ],
 )

@@ -146,3 +146,47 @@ def test_default_buckets_are_dense_around_one_second() -> None:
     around = [b for b in VISIBILITY_BUCKETS if 0.5 <= b <= 1.5]
     assert len(around) >= 8
     assert list(VISIBILITY_BUCKETS) == sorted(VISIBILITY_BUCKETS)
+
+
+def test_a_reader_that_goes_away_is_no_longer_waited_for() -> None:
+    t = tracker()
+    t.add(1, acked=0.0, readers={"eu": frozenset({"a", "b"})})
+    t.observe("eu", "a", None, sent=0.01, received=0.02)
+    t.observe("eu", "a", 1, sent=0.05, received=0.06)
+    assert t.lag("eu", 1.0) == pytest.approx(1.0)  # b has not seen it
+    (done,) = t.retain("eu", frozenset({"a"}))  # b left the cluster
+    assert done.lag == pytest.approx((0.01 + 0.06) / 2)  # a's bracket alone
+    assert t.targets["eu"].pending == [] and t.targets["eu"].lost == 0
+    assert not t.wants("eu", "b")
+    assert t.lag("eu", 1.0) == pytest.approx(0.035)
+
+
+def test_a_sentinel_no_remaining_reader_waits_for_is_dropped_not_lost() -> None:
+    t = tracker(timeout=3.0)
+    t.add(1, acked=0.0, readers={"eu": frozenset({"a"})})
+    assert t.retain("eu", frozenset({None})) == []  # now read as a whole
+    assert t.targets["eu"].pending == []
+    t.expire(10.0)
+    assert t.targets["eu"].lost == 0
+
+
+def test_caught_up_counts_the_readers_that_returned_the_newest_sentinel() -> None:
+    t = tracker()
+    replicas = {"eu": frozenset({"a", "b", "c"})}
+    assert t.caught_up("eu") is None  # no sentinel yet
+    t.add(1, acked=0.0, readers=replicas)
+    assert t.caught_up("eu") == 0
+    t.observe("eu", "a", 1, sent=0.01, received=0.02)
+    t.observe("eu", "b", None, sent=0.01, received=0.02)  # a failure or a miss
+    assert t.caught_up("eu") == 1
+    t.add(2, acked=1.0, readers=replicas)
+    t.observe("eu", "b", 2, sent=1.01, received=1.02)
+    t.observe("eu", "c", 1, sent=1.01, received=1.02)  # behind: the previous sentinel
+    assert t.caught_up("eu") == 1
+    t.observe("eu", "a", 1, sent=1.03, received=1.04)  # an older answer takes nothing back
+    t.observe("eu", "a", 2, sent=1.05, received=1.06)
+    assert t.caught_up("eu") == 2
+    t.retain("eu", frozenset({"a", "c"}))  # b left
+    assert t.caught_up("eu") == 1
+    t.retain("eu", frozenset({"a", "b", "c"}))  # b is back: it starts from nothing
+    assert t.caught_up("eu") == 1
