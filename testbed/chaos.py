@@ -158,11 +158,24 @@ def play_step(step: Step, prometheus: str, fire_within: float) -> StepResult:
             _report_others(step, alerts, others, began)
             for target in step.targets:
                 state = state_of(target, alerts)
-                if state != seen[str(target)]:
-                    seen[str(target)] = state
-                    elapsed = time.monotonic() - began
+                if state == seen[str(target)]:
+                    continue
+                seen[str(target)] = state
+                elapsed = time.monotonic() - began
+                phases = [t.state for t in result.transitions if t.target == str(target)]
+                # The story's phases, each once: pending, firing, then (after healing)
+                # resolved. Instances of one target can change places in between (one read
+                # model's alert resolving as another's goes pending): shown, not counted.
+                advances = (
+                    (state == "pending" and not phases)
+                    or (state == "firing" and "firing" not in phases)
+                    or (state == "resolved" and healed and "firing" in phases)
+                )
+                if advances:
                     result.transitions.append(Transition(step.key, str(target), state, elapsed))
                     _say(f"{step.key}: {target} {state} after {elapsed:.0f} s")
+                else:
+                    _say(f"{step.key}: {target} {state} again after {elapsed:.0f} s")
             if not healed and all(state == "firing" for state in seen.values()):
                 _say(f"{step.key}: healing")
                 step.heal()
