@@ -32,6 +32,9 @@ class Faults:
 
     if TYPE_CHECKING:
 
+        def refresh(self) -> None:
+            raise NotImplementedError
+
         def select(self, dc: str, ordinal: int | None = None) -> list[Node]:
             raise NotImplementedError
 

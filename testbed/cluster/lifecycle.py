@@ -152,6 +152,7 @@ class TestbedCluster(Faults):
 
     def select(self, dc: str, ordinal: int | None = None) -> list[Node]:
         """Node `ordinal` of `dc`, or all of its nodes when `ordinal` is None."""
+        self.refresh()
         nodes = self.nodes_in(dc)
         if ordinal is None:
             return nodes
@@ -159,7 +160,24 @@ class TestbedCluster(Faults):
             raise TestbedError(f"{dc} has nodes 1 to {len(nodes)}, not {ordinal}")
         return [nodes[ordinal - 1]]
 
+    def refresh(self) -> None:
+        """Adopt the server PIDs another process saved (e.g. `chaos` restarted a node): a
+        node whose remembered process is gone may run again under a PID only the state
+        file knows."""
+        try:
+            saved = state.read(self.base_dir)
+        except TestbedError:
+            return
+        pids = {entry.get("name", entry["dc"]): entry.get("pid") for entry in saved["nodes"]}
+        for node in self.nodes:
+            pid = pids.get(node.name)
+            if node.live_pid() is None and isinstance(pid, int) and node.owns(pid):
+                node.pid = pid
+        if self.proxies.live_pid() is None and isinstance(saved.get("proxy_pid"), int):
+            self.proxies.pid = saved["proxy_pid"]
+
     def status(self) -> list[NodeStatus]:
+        self.refresh()
         result = []
         for node in self.nodes:
             node_state = node.state()
@@ -179,6 +197,7 @@ class TestbedCluster(Faults):
 
     def is_running(self) -> bool:
         """Whether any node of this testbed has a live server process."""
+        self.refresh()
         return any(node.live_pid() is not None for node in self.nodes)
 
     # --- persisted state ---------------------------------------------------------
@@ -283,6 +302,7 @@ class TestbedCluster(Faults):
 
     def wait_healthy(self, timeout: float = 120.0) -> None:
         """Wait until every node runs, answers CQL, and every node sees all others up."""
+        self.refresh()
         for node in self.nodes:
             node_state = node.state()
             if node_state != "running":
@@ -296,6 +316,7 @@ class TestbedCluster(Faults):
 
     def down(self) -> None:
         """Stop every node: SIGCONT and SIGTERM, then SIGKILL whatever outlives the grace period."""
+        self.refresh()
         pids = [pid for node in self.nodes if (pid := node.live_pid()) is not None]
         for pid in pids:
             processes.send(pid, signal.SIGCONT)
