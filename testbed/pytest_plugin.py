@@ -136,6 +136,7 @@ def _default_shape_running(request: pytest.FixtureRequest) -> None:
 
 def restore(cluster: TestbedCluster) -> None:
     """Heal replication, resume paused nodes, start stopped ones, and wait until healthy."""
+    cluster.refresh()  # a node another process restarted runs under a PID only it saved
     cluster.heal()
     for node in cluster.nodes:
         state = node.state()

@@ -141,3 +141,61 @@ async def test_both_replicas_of_each_read_datacenter_are_read_counted_and_caught
         for dc in cluster.read_datacenters:
             for node in cluster.nodes_in(dc):
                 assert f'"{node.address}' not in text, f"{node.address} appears on /metrics"
+
+
+def local_one_config(cluster: Any) -> dict[str, Any]:
+    config = per_replica_config(cluster)
+    config["probes"]["replication"]["read_mode"] = "local_one"
+    return config
+
+
+@pytest.mark.fault
+async def test_a_stalled_replica_is_hidden_by_local_one_and_reported_per_replica(
+    multinode_testbed: Any,
+) -> None:
+    """One of eu-west's two replicas stops applying writes (SIGSTOP) while the other serves.
+
+    A replica cannot be made stale through the replication proxies alone: a write enters a
+    remote datacenter once, at one replica, which forwards it to the others over the local
+    network, so a delay on one node's ingress delays every replica or none of them. A paused
+    replica is the stale one here; what matters is what each read mode makes of it."""
+    cluster = multinode_testbed
+    dc = cluster.read_datacenters[-1]
+    async with serve_exporter(per_replica_config(cluster)) as replicas, serve_exporter(
+        local_one_config(cluster)
+    ) as local_one:
+        await read_per_replica(replicas, cluster)
+        await poll_until(
+            lambda: all(
+                (lag := running.sample("cqrs_replication_lag_seconds", pair(cluster, dc)))
+                is not None and lag < HEALTHY
+                for running in (replicas, local_one)
+            ),
+            timeout=60, interval=0.1, message="both modes healthy",
+        )
+        samples: list[tuple[float, float, float | None]] = []
+        await asyncio.to_thread(cluster.pause, dc, 2)
+        try:
+            end = time.monotonic() + 8.0
+            while time.monotonic() < end:
+                worst = replicas.sample("cqrs_replication_lag_seconds", pair(cluster, dc))
+                seen = local_one.sample("cqrs_replication_lag_seconds", pair(cluster, dc))
+                caught = (await scrape(replicas)).get(("cqrs_replication_replicas_caught_up", dc))
+                if worst is not None and seen is not None:
+                    samples.append((worst, seen, caught))
+                await asyncio.sleep(0.1)
+        finally:
+            await asyncio.to_thread(cluster.resume, dc, 2)
+
+        async def caught_up_again() -> bool:
+            return counts(await scrape(replicas), dc) == (2, 2)
+
+        await poll_until(caught_up_again, timeout=60, interval=0.1, message="both caught up")
+
+    worst_peak = max(w for w, _, _ in samples)
+    local_one_peak = max(s for _, s, _ in samples)
+    assert worst_peak >= 5.0, f"per-replica mode peaked at {worst_peak:.2f} s"
+    assert local_one_peak < 1.0, f"LOCAL_ONE mode peaked at {local_one_peak:.2f} s"
+    assert min(c for _, _, c in samples if c is not None) == 1
+    print(f"one replica of {dc} paused 8 s: per-replica lag peaked at {worst_peak:.2f} s, "
+          f"LOCAL_ONE at {local_one_peak:.2f} s")

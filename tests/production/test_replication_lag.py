@@ -32,7 +32,8 @@ def lag_config(make: Callable[..., dict[str, Any]]) -> dict[str, Any]:
                 "sentinel_timeout": "60s",
                 "backlog": {"interval": "2s", "timeout": "1500ms"},
             },
-            "latency": {"interval": "500ms"},
+            # Queries often enough for a judged p99 within the test: 20 samples in ~25 s.
+            "latency": {"interval": "1200ms", "timeout": "1s", "min_samples": 20},
         },
         "health": {
             "evaluation_interval": "500ms",
