@@ -218,12 +218,15 @@ class CassandraConnection:
         From the driver's token map, in a stable order; empty before connecting, or when the
         map cannot tell (no routing key, a keyspace it does not know yet).
         """
-        if self._cluster is None or statement.keyspace is None:
+        if self._cluster is None:
             return []
-        key = statement.bind(parameters).routing_key
-        if key is None:
+        # The bound statement knows its keyspace from the bind markers' metadata; the
+        # prepared one leaves it unset for a query that names its keyspace in the table.
+        bound = statement.bind(parameters)
+        key = bound.routing_key
+        if key is None or bound.keyspace is None:
             return []
-        hosts = self._cluster.metadata.get_replicas(statement.keyspace, key)
+        hosts = self._cluster.metadata.get_replicas(bound.keyspace, key)
         return sorted(
             (h for h in hosts if h.datacenter == datacenter), key=lambda h: str(h.endpoint)
         )
