@@ -44,7 +44,7 @@ FLAGS = (
 
 async def chromium(profile: Path, *arguments: str) -> str:
     """Run Chromium once with a fresh profile; its standard output."""
-    assert CHROMIUM.exists(), "Debian's chromium is needed (.ci/run installs it)"
+    assert CHROMIUM.exists(), "Debian's chromium is needed (`scripts/setup.sh --for test`)"
     process = await asyncio.create_subprocess_exec(
         str(CHROMIUM),
         *FLAGS,
