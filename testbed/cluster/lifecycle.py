@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from testbed import processes
-from testbed.cluster import ring, state
+from testbed.cluster import ring, security, state
 from testbed.cluster.files import write_node_files
 from testbed.cluster.launch import launch, wait_ready
 from testbed.cluster.node import Node, NodeStatus
@@ -52,6 +52,7 @@ class TestbedCluster:
         heap: str = DEFAULT_HEAP,
         cluster_name: str = CLUSTER_NAME,
         password_auth: bool = False,
+        tls: str | None = None,
         version: str = DEFAULT_VERSION,
         start_timeout: float | None = None,
         parallel_start: bool = True,
@@ -63,6 +64,7 @@ class TestbedCluster:
         self.base_dir = Path(base_dir if base_dir is not None else default_base_dir()).resolve()
         self.cluster_name = cluster_name
         self.password_auth = password_auth
+        self.tls = security.check_tls_mode(tls)  # None, "server" or "mutual"
         self.version = version
         self.start_timeout = start_timeout if start_timeout is not None else default_start_timeout()
         self.parallel_start = parallel_start
@@ -76,6 +78,11 @@ class TestbedCluster:
             )
             for i, dc in enumerate(self.datacenters)
         ]
+        self.tls_material = (
+            security.tls_material(self.base_dir / "tls", self.contact_points) if self.tls else None
+        )
+        for node in self.nodes:
+            node.client_tls = self.client_tls
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         # The process that ran up(): while it lives, the testbed is its own.
         self.owner_pid: int | None = None
@@ -104,6 +111,13 @@ class TestbedCluster:
     def credentials(self) -> tuple[str, str] | None:
         """(user, password) of the superuser when password auth is on, else None."""
         return SUPERUSER if self.password_auth else None
+
+    @property
+    def client_tls(self) -> security.ClientTls | None:
+        """The CA to trust (and the client certificate, under mutual TLS); None without TLS."""
+        if self.tls_material is None:
+            return None
+        return self.tls_material.client(with_cert=self.tls == "mutual")
 
     @property
     def state_path(self) -> Path:
@@ -147,6 +161,7 @@ class TestbedCluster:
             "net": self.net,
             "heap": self.heap,
             "password_auth": self.password_auth,
+            "tls": self.tls,
             "owner_pid": self.owner_pid,
             "datacenters": list(self.datacenters),
         }
@@ -173,6 +188,7 @@ class TestbedCluster:
             heap=saved["heap"],
             cluster_name=saved["cluster_name"],
             password_auth=saved["password_auth"],
+            tls=saved.get("tls"),
             version=saved["version"],
         )
         for node, saved_node in zip(cluster.nodes, saved["nodes"], strict=True):
@@ -193,6 +209,7 @@ class TestbedCluster:
             self.nodes,
             cluster_name=self.cluster_name,
             password_auth=self.password_auth,
+            client_encryption=security.make_node_encryption(self.tls_material, self.tls),
         )
         self.save_state()
         seed, *others = self.nodes
