@@ -27,6 +27,9 @@ class TlsFileError(Exception):
 
 
 class TlsConfig(StrictModel):
+    """Client-to-node encryption. The files are read when the exporter starts (and by
+    `check-config --resolve-secrets`); a missing, unreadable or mismatched one is named."""
+
     enabled: bool = False
     """Connect over TLS; the other keys apply only then."""
     ca_file: Path | None = None

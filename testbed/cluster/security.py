@@ -4,7 +4,7 @@
 
     ca.pem                  the CA that signs every certificate below
     other-ca.pem            an unrelated CA: a client that trusts only it must refuse the nodes
-    client.pem, client.key  a client certificate (CN cqrs-exporter) and its key, for mutual TLS
+    client.pem, client.key  a client certificate (cqrs-exporter) and its key, for mutual TLS
     truststore.p12          the CA as a Java trust store: the nodes check client certificates on it
     nodes/<address>.p12     a node's key and certificate (IP SAN <address>, DNS SAN localhost)
 
@@ -143,12 +143,15 @@ def make_tls_material(directory: Path, addresses: Sequence[str]) -> TlsMaterial:
     _, other_cert = _authority("cqrs testbed other CA", now)
     _write(material.ca_cert, _pem(ca_cert))
     _write(material.other_ca_cert, _pem(other_cert))
-    client_key, client_cert = _issue(ca_key, ca_cert, CLIENT_NAME, [], client=True, now=now)
+    client_names: list[x509.GeneralName] = [_dns(CLIENT_NAME)]
+    client_key, client_cert = _issue(
+        ca_key, ca_cert, CLIENT_NAME, client_names, client=True, now=now
+    )
     _write(material.client_cert, _pem(client_cert))
     _write(material.client_key, _pem_key(client_key), private=True)
     _write(material.truststore, _truststore(ca_cert))
     for address in material.addresses:
-        names = [_ip(address), _dns("localhost")]
+        names: list[x509.GeneralName] = [_ip(address), _dns("localhost")]
         key, cert = _issue(ca_key, ca_cert, address, names, client=False, now=now)
         _write(material.keystore(address), _keystore(key, cert, ca_cert), private=True)
     return material
@@ -240,7 +243,7 @@ def _issue(
     client: bool,
     now: datetime.datetime,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A key and a certificate for a server (`names` as SANs) or a client, signed by the CA."""
+    """A key and a certificate for a server or a client, `names` as its SANs, signed by the CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     builder = (
@@ -253,8 +256,7 @@ def _issue(
             critical=False,
         )
     )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return key, builder.sign(ca_key, hashes.SHA256())
 
 

@@ -1,0 +1,83 @@
+"""Helpers for TLS tests: a node's key and certificate, a TLS server, a client handshake."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from testbed.cluster.security import TlsMaterial
+
+
+def node_key_and_cert(
+    material: TlsMaterial, address: str
+) -> tuple[pkcs12.PKCS12KeyAndCertificates, x509.Certificate]:
+    """The node's key store, opened, and its certificate."""
+    store = pkcs12.load_pkcs12(
+        material.keystore(address).read_bytes(), material.keystore_password.encode()
+    )
+    assert store.cert is not None
+    return store, store.cert.certificate
+
+
+@contextmanager
+def tls_server(material: TlsMaterial, address: str, *, mutual: bool) -> Iterator[int]:
+    """A TLS server on `address` with the node's certificate, answering 'ok' per connection."""
+    store, cert = node_key_and_cert(material, address)
+    assert store.key is not None
+    directory = material.directory / "server"
+    directory.mkdir(exist_ok=True)
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        store.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    if mutual:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(material.ca_cert)
+    listener = socket.create_server((address, 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(b"ok")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        listener.close()
+
+
+def handshake(context: ssl.SSLContext, address: str, port: int, server_hostname: str) -> bytes:
+    with (
+        socket.create_connection((address, port), timeout=10) as plain,
+        context.wrap_socket(plain, server_hostname=server_hostname) as tls,
+    ):
+        return tls.recv(2)
