@@ -1,9 +1,8 @@
 """TLS to Cassandra: the CA, the client certificate, and the SSL context made from them.
 
-The files are checked when the config is loaded with its secrets (`serve`, and
-`check-config --resolve-secrets`): each problem is one line at the key that names the
-file. Without the secrets only the shape is checked, for the files may live where only
-the exporter runs (a mounted Secret).
+Loading the config checks the keys only. The files are read when `serve` starts, before
+it listens: each problem is one line at the key that names the file. `check-config` does
+not read them, for they may exist only where the exporter runs (a mounted Secret).
 """
 
 from __future__ import annotations
@@ -11,10 +10,10 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from pydantic import ValidationError, ValidationInfo, model_validator
+from pydantic import ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from exporter.config.base import RESOLVE_SECRETS, StrictModel
+from exporter.config.base import StrictModel
 
 
 class TlsFileError(Exception):
@@ -27,8 +26,8 @@ class TlsFileError(Exception):
 
 
 class TlsConfig(StrictModel):
-    """Client-to-node encryption. The files are read when the exporter starts (and by
-    `check-config --resolve-secrets`); a missing, unreadable or mismatched one is named."""
+    """Client-to-node encryption. `serve` reads the files at start and names a missing,
+    unreadable or mismatched one; `check-config` does not read them."""
 
     enabled: bool = False
     """Connect over TLS; the other keys apply only then."""
@@ -43,7 +42,7 @@ class TlsConfig(StrictModel):
     IP address). The certificate's CA is checked either way."""
 
     @model_validator(mode="after")
-    def _usable(self, info: ValidationInfo) -> TlsConfig:
+    def _consistent(self) -> TlsConfig:
         errors = []
         if self.key_file is not None and self.cert_file is None:
             errors.append(_error("cert_file", "required with key_file: give the certificate too"))
@@ -55,14 +54,17 @@ class TlsConfig(StrictModel):
                     message = f"is false but {name} is set: enable TLS, or remove {name}"
                     errors.append(_error("enabled", message))
                     break
-        if not errors and (info.context or {}).get(RESOLVE_SECRETS, True):
-            try:
-                self.ssl_context()
-            except TlsFileError as exc:
-                errors.append(_error(exc.key, exc.message))
         if errors:
             raise ValidationError.from_exception_data("TlsConfig", errors)
         return self
+
+    def file_problems(self) -> list[str]:
+        """`cluster.tls.<key>: message` for a TLS file that cannot be used (at most one)."""
+        try:
+            self.ssl_context()
+        except TlsFileError as exc:
+            return [f"cluster.tls.{exc}"]
+        return []
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The client context for the driver (None without TLS); raises TlsFileError."""

@@ -1,5 +1,6 @@
-"""The exporter's TLS settings: files checked at load, one line per problem at its key; the
-context verifies the CA and the address; a refused handshake is named for what it is."""
+"""The exporter's TLS settings: keys checked at load, files when serving starts, one line per
+problem at its key; the context verifies the CA and the address; a refused handshake is
+named for what it is."""
 
 from __future__ import annotations
 
@@ -29,18 +30,26 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
     return make_tls_material(tmp_path_factory.mktemp("tls") / "tls", [ADDRESS])
 
 
-def config(tls: dict[str, Any], *, resolve_secrets: bool = True) -> TlsConfig:
+def config(tls: dict[str, Any]) -> TlsConfig:
     data = {
         "cluster": {"contact_points": [ADDRESS], "tls": tls},
         "datacenters": {"write": "us-east"},
     }
-    return parse_config(data, resolve_secrets=resolve_secrets).cluster.tls
+    return parse_config(data).cluster.tls
 
 
 def errors(tls: dict[str, Any]) -> list[str]:
+    """What loading the config says about `tls`."""
     with pytest.raises(ConfigError) as caught:
         config(tls)
     return caught.value.errors
+
+
+def file_errors(tls: dict[str, Any]) -> list[str]:
+    """What serving says about the files of `tls` (loading it does not read them)."""
+    problems = config(tls).file_problems()
+    assert problems, "no problem found"
+    return problems
 
 
 def full(material: TlsMaterial, **changes: Any) -> dict[str, Any]:
@@ -85,13 +94,13 @@ def test_missing_and_unreadable_files_are_named_at_their_key(
     material: TlsMaterial, tmp_path: Path
 ) -> None:
     missing = tmp_path / "missing.pem"
-    assert errors(full(material, ca_file=str(missing))) == [
+    assert file_errors(full(material, ca_file=str(missing))) == [
         f"cluster.tls.ca_file: cannot read {missing}: No such file or directory"
     ]
-    assert errors(full(material, cert_file=str(tmp_path))) == [
+    assert file_errors(full(material, cert_file=str(tmp_path))) == [
         f"cluster.tls.cert_file: cannot read {tmp_path}: Is a directory"
     ]
-    assert errors(full(material, key_file=str(missing))) == [
+    assert file_errors(full(material, key_file=str(missing))) == [
         f"cluster.tls.key_file: cannot read {missing}: No such file or directory"
     ]
 
@@ -101,16 +110,16 @@ def test_files_that_are_not_what_they_should_be_are_named(
 ) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
-    assert errors(full(material, ca_file=str(garbage))) == [
+    assert file_errors(full(material, ca_file=str(garbage))) == [
         f"cluster.tls.ca_file: no PEM certificate in {garbage}"
     ]
-    assert errors(full(material, ca_file=str(material.client_key))) == [
+    assert file_errors(full(material, ca_file=str(material.client_key))) == [
         f"cluster.tls.ca_file: no PEM certificate in {material.client_key}"
     ]
-    assert errors(full(material, cert_file=str(material.client_key))) == [
+    assert file_errors(full(material, cert_file=str(material.client_key))) == [
         f"cluster.tls.cert_file: no PEM certificate in {material.client_key}"
     ]
-    assert errors(full(material, key_file=str(garbage))) == [
+    assert file_errors(full(material, key_file=str(garbage))) == [
         f"cluster.tls.key_file: no PEM private key in {garbage}"
     ]
 
@@ -127,7 +136,7 @@ def test_a_key_of_another_certificate_or_an_encrypted_key_is_refused(
             serialization.NoEncryption(),
         )
     )
-    assert errors(full(material, key_file=str(other))) == [
+    assert file_errors(full(material, key_file=str(other))) == [
         f"cluster.tls.key_file: the key in {other} does not belong to the certificate in "
         "cert_file"
     ]
@@ -139,7 +148,7 @@ def test_a_key_of_another_certificate_or_an_encrypted_key_is_refused(
             serialization.BestAvailableEncryption(b"secret"),
         )
     )
-    assert errors(full(material, key_file=str(encrypted))) == [
+    assert file_errors(full(material, key_file=str(encrypted))) == [
         f"cluster.tls.key_file: the key in {encrypted} is encrypted: give it unencrypted"
     ]
 
@@ -159,23 +168,24 @@ def test_files_without_tls_enabled_are_a_mistake(material: TlsMaterial) -> None:
     ]
 
 
-def test_without_secrets_the_files_are_not_read(tmp_path: Path) -> None:
+def test_serve_reads_the_files_at_start_and_check_config_does_not(tmp_path: Path) -> None:
     """Where a config is only checked (CI), the mounted files are not there to read."""
-    tls = {"enabled": True, "ca_file": str(tmp_path / "absent.pem")}
-    assert config(tls, resolve_secrets=False).ca_file == tmp_path / "absent.pem"
+    absent = tmp_path / "absent.pem"
     path = tmp_path / "config.yaml"
-    data = {"cluster": {"contact_points": [ADDRESS], "tls": tls}, "datacenters": {"write": "a"}}
+    data = {
+        "cluster": {"contact_points": [ADDRESS], "tls": {"enabled": True, "ca_file": str(absent)}},
+        "datacenters": {"write": "us-east"},
+    }
     path.write_text(yaml.safe_dump(data))
-    command = [sys.executable, "-m", "exporter", "check-config", str(path)]
-    unread = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert unread.returncode == 0, unread.stderr
-    read = subprocess.run(
-        [*command, "--resolve-secrets"], capture_output=True, text=True, timeout=60
-    )
-    assert read.returncode == 2
-    assert "Traceback" not in read.stderr
-    assert read.stderr.splitlines()[1:] == [
-        f"cluster.tls.ca_file: cannot read {tmp_path / 'absent.pem'}: No such file or directory"
+    check = [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)]
+    checked = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    serve = [sys.executable, "-m", "exporter", "serve", "--config", str(path)]
+    served = subprocess.run(serve, capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2
+    assert served.stderr.splitlines() == [
+        f"{path}: invalid configuration",
+        f"cluster.tls.ca_file: cannot read {absent}: No such file or directory",
     ]
 
 
