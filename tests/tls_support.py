@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -81,3 +82,53 @@ def handshake(context: ssl.SSLContext, address: str, port: int, server_hostname:
         context.wrap_socket(plain, server_hostname=server_hostname) as tls,
     ):
         return tls.recv(2)
+
+
+@contextmanager
+def forwarder(listen: tuple[str, int], target: tuple[str, int]) -> Iterator[None]:
+    """Forward TCP connections from `listen` to `target`: a node under another address."""
+    listener = socket.create_server(listen)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    open_sockets: list[socket.socket] = []
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            open_sockets.extend((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        listener.close()
+        for sock in open_sockets:
+            sock.close()
