@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from testbed.__main__ import build_parser
+from testbed.cluster import TestbedCluster
 from testbed.cluster.security import (
     STORE_PASSWORD,
+    ClientTls,
     TlsMaterial,
     check_tls_mode,
     make_tls_material,
@@ -159,3 +162,32 @@ def test_tls_modes_are_checked() -> None:
     assert check_tls_mode("mutual") == "mutual"
     with pytest.raises(TestbedError, match="unknown TLS mode 'mtls'"):
         check_tls_mode("mtls")
+
+
+def test_a_tls_testbed_knows_its_material_and_keeps_its_mode_in_the_state(
+    tmp_path: Path,
+) -> None:
+    cluster = TestbedCluster(
+        ("us-east", "eu-west"), net="127.0.77", base_dir=tmp_path, tls="mutual"
+    )
+    material = cluster.tls_material
+    assert material is not None and material.directory == tmp_path / "tls"
+    assert material.addresses == ("127.0.77.1", "127.0.77.2")
+    client = cluster.client_tls
+    assert client == ClientTls(material.ca_cert, material.client_cert, material.client_key)
+    assert all(node.client_tls == client for node in cluster.nodes)
+    cluster.save_state()
+    assert TestbedCluster.load(tmp_path).tls == "mutual"
+    server = TestbedCluster(net="127.0.77", base_dir=tmp_path / "s", tls="server").client_tls
+    assert server is not None and server.cert is None
+    plain = TestbedCluster(net="127.0.77", base_dir=tmp_path / "p")
+    assert plain.tls_material is None and plain.nodes[0].client_tls is None
+    with pytest.raises(TestbedError, match="unknown TLS mode"):
+        TestbedCluster(net="127.0.77", base_dir=tmp_path, tls="on")
+
+
+def test_the_command_line_takes_tls_and_mtls() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["up"]).tls is False
+    assert parser.parse_args(["up", "--tls", "--password-auth"]).tls is True
+    assert parser.parse_args(["up", "--mtls"]).mtls is True
