@@ -156,7 +156,8 @@ class CassandraConnection:
         except BaseException as exc:
             cluster.shutdown()
             # A refused handshake is a configuration problem, not an unavailable cluster.
-            if (problem := tls_failure(exc)) is not None:
+            presented = self._config.cluster.tls.cert_file is not None
+            if (problem := tls_failure(exc, client_certificate=presented)) is not None:
                 raise TlsError(problem) from exc
             raise
         return cluster, session

@@ -141,7 +141,8 @@ class TestServerTls:
     """The nodes present certificates; clients need none."""
 
     @pytest.fixture(scope="class")
-    def testbed(self) -> Iterator[TestbedCluster]:
+    @classmethod
+    def testbed(cls) -> Iterator[TestbedCluster]:
         yield from tls_testbed("server")
 
     def test_serve_connects_verifying_the_ca_and_each_nodes_address(
@@ -214,7 +215,8 @@ class TestMutualTls:
     """The nodes also require a client certificate of the testbed's CA."""
 
     @pytest.fixture(scope="class")
-    def testbed(self) -> Iterator[TestbedCluster]:
+    @classmethod
+    def testbed(cls) -> Iterator[TestbedCluster]:
         yield from tls_testbed("mutual")
 
     async def test_the_client_certificate_of_the_ca_is_accepted_in_every_datacenter(
@@ -234,11 +236,17 @@ class TestMutualTls:
         self, testbed: TestbedCluster
     ) -> None:
         message = await refusal(config_for(testbed, cert_file=None, key_file=None))
+        # The node's alert, or the end of the connection when the client writes first (a
+        # race under TLS 1.3: see exporter.tls); both name the missing certificate.
+        node = f"{testbed.contact_points[0]}:9042"
         assert message.startswith(
-            f"{testbed.contact_points[0]}:9042 requires a client certificate "
-            "(tlsv13 alert certificate required): set cluster.tls.cert_file and "
-            "cluster.tls.key_file"
-        )
+            (
+                f"{node} requires a client certificate (tlsv13 alert certificate required): ",
+                f"{node} closed the TLS connection as it opened (EOF occurred in violation of "
+                "protocol): it may require a client certificate: ",
+            )
+        ), message
+        assert "set cluster.tls.cert_file and cluster.tls.key_file" in message
 
     def test_serve_without_a_client_certificate_says_why_and_is_not_ready(
         self, testbed: TestbedCluster, tmp_path: Path
@@ -246,9 +254,7 @@ class TestMutualTls:
         served = Served(config_for(testbed, cert_file=None, key_file=None), tmp_path)
         try:
             served.wait(
-                lambda: "requires a client certificate" in served.log.read_text(),
-                60,
-                "the refusal logged",
+                lambda: "cannot connect" in served.log.read_text(), 60, "the refusal logged"
             )
             assert served.get("/health/ready")[0] == 503
         finally:
@@ -256,4 +262,4 @@ class TestMutualTls:
         assert "Traceback" not in log
         line = next(line for line in log.splitlines() if "cannot connect" in line)
         assert "cannot connect to Cassandra (TlsError: " in line
-        assert "requires a client certificate" in line
+        assert "client certificate" in line and "set cluster.tls.cert_file" in line

@@ -238,6 +238,22 @@ def test_refused_handshakes_are_named_for_their_cause() -> None:
     )
 
 
+def test_a_connection_ended_as_it_opened_is_put_down_to_the_client_certificate() -> None:
+    """Under TLS 1.3 a node's refusal of the client certificate may reach the client as an
+    end of the connection rather than as an alert."""
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)")
+    ended = NoHostAvailable("Unable to connect to any servers", {"127.0.0.1:9042": eof})
+    assert tls_failure(ended) == (
+        "127.0.0.1:9042 closed the TLS connection as it opened (EOF occurred in violation of "
+        "protocol): it may require a client certificate: set cluster.tls.cert_file and "
+        "cluster.tls.key_file"
+    )
+    assert tls_failure(ended, client_certificate=True) == (
+        "127.0.0.1:9042 closed the TLS connection as it opened (EOF occurred in violation of "
+        "protocol): it may have refused the client certificate in cluster.tls.cert_file"
+    )
+
+
 def test_failures_other_than_tls_are_left_alone() -> None:
     assert tls_failure(OperationTimedOut("timed out")) is None
     reset = NoHostAvailable("x", {"127.0.0.1:9042": ConnectionResetError(104, "reset")})
