@@ -28,8 +28,10 @@ def node_key_and_cert(
 
 
 @contextmanager
-def tls_server(material: TlsMaterial, address: str, *, mutual: bool) -> Iterator[int]:
-    """A TLS server on `address` with the node's certificate, answering 'ok' per connection."""
+def tls_server(
+    material: TlsMaterial, address: str, *, mutual: bool, reply: bytes = b"ok"
+) -> Iterator[int]:
+    """A TLS server on `address` with the node's certificate, sending `reply` to each client."""
     store, cert = node_key_and_cert(material, address)
     assert store.key is not None
     directory = material.directory / "server"
@@ -62,7 +64,8 @@ def tls_server(material: TlsMaterial, address: str, *, mutual: bool) -> Iterator
             conn.settimeout(10)
             try:
                 with context.wrap_socket(conn, server_side=True) as tls:
-                    tls.sendall(b"ok")
+                    tls.sendall(reply)
+                    tls.recv(64)  # what the client sends, or its close: no reset on close
             except OSError:
                 pass
 

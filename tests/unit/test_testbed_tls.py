@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from testbed.cluster.security import (
     make_tls_material,
 )
 from testbed.config_files import NodeLayout, cassandra_yaml
+from testbed.cql_probe import cql_answers
 from testbed.errors import TestbedError
 from tests.tls_support import handshake, node_key_and_cert, tls_server
 
@@ -191,3 +193,14 @@ def test_the_command_line_takes_tls_and_mtls() -> None:
     assert parser.parse_args(["up"]).tls is False
     assert parser.parse_args(["up", "--tls", "--password-auth"]).tls is True
     assert parser.parse_args(["up", "--mtls"]).mtls is True
+
+
+def test_the_cql_probe_speaks_tls_and_checks_the_certificate(material: TlsMaterial) -> None:
+    supported = struct.pack(">BBhBI", 0x84, 0, 1, 0x06, 0)
+    address = ADDRESSES[0]
+    with tls_server(material, address, mutual=True, reply=supported) as port:
+        context = material.client(with_cert=True).context()
+        assert cql_answers(address, port, ssl_context=context)
+        assert not cql_answers(address, port)  # plain: no answer from a TLS port
+        other = ssl.create_default_context(cafile=str(material.other_ca_cert))
+        assert not cql_answers(address, port, ssl_context=other)
