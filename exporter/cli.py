@@ -84,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if isinstance(config, int):
         return config
+    if problems := config.cluster.tls.file_problems():  # files only serve needs
+        return _report_config_error(ConfigError(args.config, problems))
     listen = args.listen or config.server.listen
     try:
         host, port = parse_listen(listen)

@@ -42,6 +42,7 @@ from cassandra.query import PreparedStatement, SimpleStatement, Statement
 
 from exporter.config import Config, Consistency
 from exporter.results import FailureReason
+from exporter.tls import TlsError, tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,9 @@ class CassandraConnection:
         return profiles
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        tls = self._config.cluster.tls
-        if not tls.enabled:
-            return None
-        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        context.check_hostname = tls.verify_hostname
-        if tls.cert_file and tls.key_file:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-        return context
+        # With check_hostname the driver passes each node's address as server_hostname, so an
+        # IP address is matched against the certificate's IP SANs.
+        return self._config.cluster.tls.ssl_context()
 
     def _build_cluster(self) -> Cluster:
         cfg = self._config.cluster
@@ -157,8 +153,12 @@ class CassandraConnection:
             # Without waiting for every pool, a request pinned to a datacenter whose pool is
             # still being opened fails at once with "Host has been marked down or removed".
             session = cluster.connect(wait_for_all_pools=True)
-        except BaseException:
+        except BaseException as exc:
             cluster.shutdown()
+            # A refused handshake is a configuration problem, not an unavailable cluster.
+            presented = self._config.cluster.tls.cert_file is not None
+            if (problem := tls_failure(exc, client_certificate=presented)) is not None:
+                raise TlsError(problem) from exc
             raise
         return cluster, session
 

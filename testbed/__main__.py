@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-auth", action="store_true", help="PasswordAuthenticator and CassandraAuthorizer"
     )
     up.add_argument(
+        "--tls", action="store_true", help="TLS on the CQL port, with a CA made at start"
+    )
+    up.add_argument(
+        "--mtls", action="store_true", help="--tls, and every client must present a certificate"
+    )
+    up.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -178,6 +184,7 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
         base_dir=base_dir,
         heap=args.heap,
         password_auth=args.password_auth,
+        tls="mutual" if args.mtls else "server" if args.tls else None,
         start_timeout=args.timeout,
     )
     began = time.monotonic()
@@ -197,7 +204,19 @@ def _up(args: argparse.Namespace, base_dir: Path) -> int:
               "(python -m testbed delay|partition|heal)")
     if cluster.credentials:
         print(f"credentials: {cluster.credentials[0]}/{cluster.credentials[1]}")
+    if cluster.tls_material is not None:
+        _print_tls(cluster)
     return 0
+
+
+def _print_tls(cluster: TestbedCluster) -> None:
+    material = cluster.tls_material
+    assert material is not None
+    required = "required" if cluster.tls == "mutual" else "not required"
+    print(f"tls: {cluster.tls} (client certificates {required})")
+    print(f"  ca: {material.ca_cert}")
+    print(f"  client cert: {material.client_cert}")
+    print(f"  client key: {material.client_key}")
 
 
 def _status(cluster: TestbedCluster) -> int:

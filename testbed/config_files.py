@@ -14,6 +14,17 @@ def initial_token(index: int, node_count: int) -> int:
 
 
 @dataclass(frozen=True)
+class ClientEncryption:
+    """TLS on a node's CQL port: its PKCS12 stores, and whether clients need certificates."""
+
+    keystore: Path
+    keystore_password: str
+    truststore: Path
+    truststore_password: str
+    require_client_auth: bool
+
+
+@dataclass(frozen=True)
 class NodeLayout:
     """Everything that goes into one node's cassandra.yaml."""
 
@@ -30,6 +41,25 @@ class NodeLayout:
     saved_caches_dir: Path
     cdc_raw_dir: Path
     password_auth: bool
+    client_encryption: ClientEncryption | None = None
+
+
+def client_encryption_yaml(encryption: ClientEncryption | None) -> str:
+    """The client_encryption_options of cassandra.yaml: TLS only, or none at all."""
+    if encryption is None:
+        return ""
+    return f"""\
+# TLS only on the CQL port (optional: false), with certificates made at start.
+client_encryption_options:
+  enabled: true
+  optional: false
+  store_type: PKCS12
+  keystore: {encryption.keystore}
+  keystore_password: '{encryption.keystore_password}'
+  truststore: {encryption.truststore}
+  truststore_password: '{encryption.truststore_password}'
+  require_client_auth: {str(encryption.require_client_auth).lower()}
+"""
 
 
 def cassandra_yaml(layout: NodeLayout) -> str:
@@ -93,7 +123,7 @@ memtable_offheap_space: 64MiB
 file_cache_size: 32MiB
 user_defined_functions_enabled: false
 materialized_views_enabled: false
-"""
+""" + client_encryption_yaml(layout.client_encryption)
 
 
 def rackdc_properties(datacenter: str) -> str:

@@ -27,7 +27,6 @@ from exporter.config.cluster import (
     ConsistencyConfig,
     DatacentersConfig,
     MonitoringConfig,
-    TlsConfig,
 )
 from exporter.config.health import HealthConfig, check_group_components, known_components
 from exporter.config.latency import LatencyConfig, check_latency_datacenters
@@ -36,6 +35,7 @@ from exporter.config.read_models import ReadModelConfig, SyncMethod, read_model_
 from exporter.config.replication import ReplicationConfig, check_replication_mode
 from exporter.config.server import LogFormat, ServerConfig, parse_listen
 from exporter.config.thresholds import Thresholds
+from exporter.config.tls import TlsConfig, TlsFileError
 
 __all__ = [
     "AuthConfig",
@@ -61,6 +61,7 @@ __all__ = [
     "SyncMethod",
     "Thresholds",
     "TlsConfig",
+    "TlsFileError",
     "UnresolvedSecret",
     "format_duration",
     "load_config",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from exporter.config.base import Duration, Secret, StrictModel
+from exporter.config.tls import TlsConfig
 
 
 class Consistency(StrEnum):
@@ -26,25 +26,6 @@ class AuthConfig(StrictModel):
     """The Cassandra role the exporter logs in as."""
     password: Secret
     """The role's password, from an environment variable or a file."""
-
-
-class TlsConfig(StrictModel):
-    enabled: bool = False
-    """Connect over TLS."""
-    ca_file: Path | None = None
-    """CA bundle that signed the nodes' certificates; the system store if unset."""
-    cert_file: Path | None = None
-    """Client certificate, for clusters that require client authentication."""
-    key_file: Path | None = None
-    """The client certificate's private key."""
-    verify_hostname: bool = True
-    """Check that each node's certificate names the address connected to."""
-
-    @model_validator(mode="after")
-    def _pairs(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together: give both or neither")
-        return self
 
 
 class ClusterConfig(StrictModel):

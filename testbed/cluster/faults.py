@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbed import processes
+from testbed.cluster import state
 from testbed.cluster.launch import wait_ready
 from testbed.cluster.node import Node
 from testbed.cluster.proxies import Fault, ReplicationProxies
@@ -23,6 +24,7 @@ class Faults:
     """The fault methods of TestbedCluster, apart from its start and stop."""
 
     nodes: list[Node]
+    base_dir: Path
     proxies: ReplicationProxies
     replication_proxy: bool
     version: str
@@ -31,9 +33,6 @@ class Faults:
     _children: dict[int, subprocess.Popen[bytes]]
 
     if TYPE_CHECKING:
-
-        def refresh(self) -> None:
-            raise NotImplementedError
 
         def select(self, dc: str, ordinal: int | None = None) -> list[Node]:
             raise NotImplementedError
@@ -49,6 +48,22 @@ class Faults:
 
         def _wait_for_ring(self, deadline: float, probe: bool = False) -> None:
             raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Adopt the server PIDs another process saved (e.g. `chaos` restarted a node): a
+        node whose remembered process is gone may run again under a PID only the state
+        file knows."""
+        try:
+            saved = state.read(self.base_dir)
+        except TestbedError:
+            return
+        pids = {entry.get("name", entry["dc"]): entry.get("pid") for entry in saved["nodes"]}
+        for node in self.nodes:
+            pid = pids.get(node.name)
+            if node.live_pid() is None and isinstance(pid, int) and node.owns(pid):
+                node.pid = pid
+        if self.proxies.live_pid() is None and isinstance(saved.get("proxy_pid"), int):
+            self.proxies.pid = saved["proxy_pid"]
 
     def _require_pid(self, node: Node) -> int:
         pid = node.live_pid()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from testbed import config_files
@@ -11,9 +11,17 @@ from testbed.cluster.node import Node
 
 
 def write_node_files(
-    base_dir: Path, nodes: Sequence[Node], *, cluster_name: str, password_auth: bool
+    base_dir: Path,
+    nodes: Sequence[Node],
+    *,
+    cluster_name: str,
+    password_auth: bool,
+    client_encryption: Mapping[str, config_files.ClientEncryption] | None = None,
 ) -> None:
-    """Wipe each node's home and write its conf/ and empty data folders; the first is the seed."""
+    """Wipe each node's home and write its conf/ and empty data folders; the first is the seed.
+
+    `client_encryption` gives, by node address, the TLS of each node's CQL port.
+    """
     base_dir.mkdir(parents=True, exist_ok=True)
     # Keep the runtime folder out of version control wherever it is created.
     ignore = base_dir / ".gitignore"
@@ -42,6 +50,7 @@ def write_node_files(
             saved_caches_dir=dirs["saved_caches"],
             cdc_raw_dir=dirs["cdc_raw"],
             password_auth=password_auth,
+            client_encryption=(client_encryption or {}).get(node.address),
         )
         node.config_path.write_text(config_files.cassandra_yaml(layout))
         node.rackdc_path.write_text(config_files.rackdc_properties(node.dc))

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from testbed import processes
-from testbed.cluster import ring, state
+from testbed.cluster import ring, security, state
 from testbed.cluster.faults import Faults
 from testbed.cluster.files import write_node_files
 from testbed.cluster.launch import launch, wait_ready
@@ -63,6 +63,7 @@ class TestbedCluster(Faults):
         heap: str = DEFAULT_HEAP,
         cluster_name: str = CLUSTER_NAME,
         password_auth: bool = False,
+        tls: str | None = None,
         version: str = DEFAULT_VERSION,
         start_timeout: float | None = None,
         parallel_start: bool = True,
@@ -76,6 +77,7 @@ class TestbedCluster(Faults):
         self.base_dir = Path(base_dir if base_dir is not None else default_base_dir()).resolve()
         self.cluster_name = cluster_name
         self.password_auth = password_auth
+        self.tls = security.check_tls_mode(tls)  # None, "server" or "mutual"
         self.version = version
         self.start_timeout = start_timeout if start_timeout is not None else default_start_timeout()
         self.parallel_start = parallel_start
@@ -99,6 +101,11 @@ class TestbedCluster(Faults):
                     ),
                 ))
         self.proxies = ReplicationProxies(self.nodes, self.base_dir, octet)
+        self.tls_material = (
+            security.tls_material(self.base_dir / "tls", self.contact_points) if self.tls else None
+        )
+        for node in self.nodes:
+            node.client_tls = self.client_tls
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         # The process that ran up(): while it lives, the testbed is its own.
         self.owner_pid: int | None = None
@@ -134,6 +141,13 @@ class TestbedCluster(Faults):
         return SUPERUSER if self.password_auth else None
 
     @property
+    def client_tls(self) -> security.ClientTls | None:
+        """The CA to trust (and the client certificate, under mutual TLS); None without TLS."""
+        if self.tls_material is None:
+            return None
+        return self.tls_material.client(with_cert=self.tls == "mutual")
+
+    @property
     def state_path(self) -> Path:
         return self.base_dir / state.STATE_FILE
 
@@ -159,22 +173,6 @@ class TestbedCluster(Faults):
         if not 1 <= ordinal <= len(nodes):
             raise TestbedError(f"{dc} has nodes 1 to {len(nodes)}, not {ordinal}")
         return [nodes[ordinal - 1]]
-
-    def refresh(self) -> None:
-        """Adopt the server PIDs another process saved (e.g. `chaos` restarted a node): a
-        node whose remembered process is gone may run again under a PID only the state
-        file knows."""
-        try:
-            saved = state.read(self.base_dir)
-        except TestbedError:
-            return
-        pids = {entry.get("name", entry["dc"]): entry.get("pid") for entry in saved["nodes"]}
-        for node in self.nodes:
-            pid = pids.get(node.name)
-            if node.live_pid() is None and isinstance(pid, int) and node.owns(pid):
-                node.pid = pid
-        if self.proxies.live_pid() is None and isinstance(saved.get("proxy_pid"), int):
-            self.proxies.pid = saved["proxy_pid"]
 
     def status(self) -> list[NodeStatus]:
         self.refresh()
@@ -209,6 +207,7 @@ class TestbedCluster(Faults):
             "net": self.net,
             "heap": self.heap,
             "password_auth": self.password_auth,
+            "tls": self.tls,
             "owner_pid": self.owner_pid,
             "datacenters": list(self.datacenters),
             "nodes_per_dc": self.nodes_per_dc,
@@ -240,6 +239,7 @@ class TestbedCluster(Faults):
             heap=saved["heap"],
             cluster_name=saved["cluster_name"],
             password_auth=saved["password_auth"],
+            tls=saved.get("tls"),
             version=saved["version"],
         )
         for node, saved_node in zip(cluster.nodes, saved["nodes"], strict=True):
@@ -263,6 +263,7 @@ class TestbedCluster(Faults):
             self.nodes,
             cluster_name=self.cluster_name,
             password_auth=self.password_auth,
+            client_encryption=security.make_node_encryption(self.tls_material, self.tls),
         )
         self.save_state()
         seed, *others = self.nodes

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from testbed import jvm, processes
 from testbed.cluster.ports import NATIVE_PORT, STORAGE_PORT
 from testbed.cluster.settings import LOG_TAIL_LINES
 from testbed.cql_probe import cql_answers
+
+if TYPE_CHECKING:
+    from testbed.cluster.security import ClientTls
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Node:
         self.native_port = NATIVE_PORT
         self.storage_port = STORAGE_PORT
         self.pid: int | None = None
+        # How a client speaks TLS to this node, when its CQL port needs it (set by the cluster).
+        self.client_tls: ClientTls | None = None
         self._log_offset = 0
 
     def __repr__(self) -> str:
@@ -119,7 +125,8 @@ class Node:
         return "paused" if processes.proc_state(pid) in ("T", "t") else "running"
 
     def cql_answers(self, timeout: float = 2.0) -> bool:
-        return cql_answers(self.address, self.native_port, timeout)
+        context = self.client_tls.context() if self.client_tls is not None else None
+        return cql_answers(self.address, self.native_port, timeout, ssl_context=context)
 
     def mark_launch(self) -> None:
         """Remember where system.log ends, so that only the coming launch's lines count."""

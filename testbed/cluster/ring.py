@@ -28,7 +28,7 @@ class GossipView:
 
 @contextmanager
 def node_session(node: Node, password_auth: bool) -> Iterator[Session]:
-    """A driver session that talks to `node` only."""
+    """A driver session that talks to `node` only (over TLS when the node speaks it)."""
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
@@ -43,6 +43,7 @@ def node_session(node: Node, password_auth: bool) -> Iterator[Session]:
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         auth_provider=auth,
+        ssl_context=node.client_tls.context() if node.client_tls is not None else None,
         connect_timeout=10,
         control_connection_timeout=10,
         schema_metadata_enabled=False,
