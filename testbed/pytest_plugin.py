@@ -37,6 +37,10 @@ def _shape_of(cluster: TestbedCluster, keys: Shape) -> Shape:
     return tuple((key, getattr(cluster, key, None)) for key, _ in keys)
 
 
+def _text(value: Any) -> str:
+    return "+".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
 def _describe(shape: Shape) -> str:
     return ", ".join(f"{key}={value}" for key, value in shape) or "the default shape"
 
@@ -59,7 +63,7 @@ class TestbedKeeper:
         if cluster is None:
             base = Path(session_base_dir())
             folder = base if not shape else base.with_name(
-                "pytest-" + "-".join(f"{key}-{value}" for key, value in shape)
+                "pytest-" + "-".join(f"{key}-{_text(value)}" for key, value in shape)
             )
             cluster = TestbedCluster(net=default_net(), base_dir=folder, **options)
             self._clusters[shape] = cluster

@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from cassandra.cluster import NoHostAvailable
 from exporter.config import parse_config
 from exporter.connection import CassandraConnection
 from exporter.tls import TlsError
-from testbed.cluster import TestbedCluster, default_base_dir, default_net
+from testbed.cluster import TestbedCluster
 from tests.support import answering_connection, free_port, merge, serve_command
 from tests.tls_support import forwarder
 
@@ -36,20 +36,6 @@ DATACENTERS = ("us-east", "eu-west")
 # Another address on the loopback, forwarded to the write datacenter's node: the same node
 # under a name its certificate does not carry (a load balancer, a NAT address).
 FORWARD_HOST = 250
-
-
-def tls_testbed(mode: str) -> Iterator[TestbedCluster]:
-    cluster = TestbedCluster(
-        DATACENTERS,
-        net=default_net(),
-        base_dir=default_base_dir() / f"pytest-tls-{mode}",
-        tls=mode,
-    )
-    cluster.up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
 
 
 def config_for(cluster: TestbedCluster, **tls: Any) -> dict[str, Any]:
@@ -140,10 +126,9 @@ class Served:
 class TestServerTls:
     """The nodes present certificates; clients need none."""
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def testbed(cls) -> Iterator[TestbedCluster]:
-        yield from tls_testbed("server")
+    @pytest.fixture
+    def testbed(self, testbed_of: Callable[..., TestbedCluster]) -> TestbedCluster:
+        return testbed_of(datacenters=DATACENTERS, tls="server")
 
     def test_serve_connects_verifying_the_ca_and_each_nodes_address(
         self, testbed: TestbedCluster, tmp_path: Path
@@ -214,10 +199,9 @@ class TestServerTls:
 class TestMutualTls:
     """The nodes also require a client certificate of the testbed's CA."""
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def testbed(cls) -> Iterator[TestbedCluster]:
-        yield from tls_testbed("mutual")
+    @pytest.fixture
+    def testbed(self, testbed_of: Callable[..., TestbedCluster]) -> TestbedCluster:
+        return testbed_of(datacenters=DATACENTERS, tls="mutual")
 
     async def test_the_client_certificate_of_the_ca_is_accepted_in_every_datacenter(
         self, testbed: TestbedCluster
