@@ -13,6 +13,7 @@ from __future__ import annotations
 from exporter.config.replication import ReplicationConfig, ReplicationMode
 from exporter.tables import Table
 from probes.base import Probe, ProbeContext
+from probes.replication.backlog import STATEMENTS as BACKLOG_STATEMENTS
 from probes.replication.backlog import ReplicationBacklogProbe
 from probes.replication.heartbeat import HeartbeatProbe
 from probes.replication.rows import SENTINELS
@@ -30,6 +31,7 @@ def replication_probe(context: ProbeContext, settings: ReplicationConfig) -> Pro
 
 
 __all__ = [
+    "BACKLOG_STATEMENTS",
     "TABLES",
     "HeartbeatProbe",
     "ReplicationBacklogProbe",
