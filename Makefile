@@ -11,7 +11,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SETUP  := scripts/setup.sh
-TIERS  := tests/unit tests/chart tests/cluster tests/e2e
+TIERS  := tests/unit tests/chart tests/cluster tests/e2e tests/production
 PYTEST_ARGS ?=
 
 .PHONY: install setup-run setup-test setup-unit run test test-unit lint typecheck contracts \

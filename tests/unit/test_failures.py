@@ -192,3 +192,49 @@ async def test_an_unreachable_contact_point_keeps_the_exporter_trying(
     await asyncio.sleep(0.2)
     assert not task.done() and attempts >= 2
     task.cancel()
+
+
+async def test_a_sentinel_awaited_while_its_polls_are_refused_fails_its_runs_unauthorized(
+) -> None:
+    """The poller's failure is the run's: a revoked SELECT on the read model is counted."""
+    from exporter.config.read_models import bind_names
+    from probes.base import ProbeContext
+    from probes.read_models.sentinel import SentinelProbe
+    from probes.registry import KINDS
+
+    Prepared = namedtuple("Prepared", "query column_metadata")
+    Column = namedtuple("Column", "name")
+
+    class Refusing:
+        connected = True
+
+        async def prepare(self, query: str) -> Any:
+            return Prepared(query, [Column(n) for n in sorted(bind_names(query))])
+
+        async def execute(self, query: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            if query.query.startswith("SELECT"):
+                raise Unauthorized(GRANT)
+            return []
+
+    config = parse_config({
+        "cluster": {"contact_points": ["10.0.0.1"]},
+        "datacenters": {"write": "us-east"},
+        "read_models": [{"name": "orders", "method": "sentinel", "sentinel": {
+            "write": "INSERT INTO shop.orders (id) VALUES (:sentinel_id)",
+            "read": "SELECT id FROM shop.orders WHERE id = :sentinel_id",
+            "poll_interval": "10ms"}}],
+    })
+    (probe,) = KINDS["read_model"].build(ProbeContext(config, Refusing()))  # type: ignore[arg-type]
+    assert isinstance(probe, SentinelProbe)
+    await probe.start()
+    try:
+        assert (await probe.run()).success  # the sentinel is written
+        for _ in range(100):
+            if probe.last_poll_reason is not None:
+                break
+            await asyncio.sleep(0.01)
+        outcome = await probe.run()
+    finally:
+        await probe.stop()
+    assert outcome.reason is FailureReason.UNAUTHORIZED
+    assert "has no SELECT permission on <table shop.orders>" in outcome.detail

@@ -26,7 +26,7 @@ SETUP = ROOT / "scripts" / "setup.sh"
 CI = ROOT / ".ci" / "run"
 README = ROOT / "README.md"
 PARTS = ("unit", "run", "test")
-TIERS = ("tests/unit", "tests/chart", "tests/cluster", "tests/e2e")
+TIERS = ("tests/unit", "tests/chart", "tests/cluster", "tests/e2e", "tests/production")
 SETUP_TESTS = re.compile(r"tests/unit/test_setup\w*\.py$")
 
 # What the issue asks each part to install. The set-up may grow; it may not lose one of these.
