@@ -3,6 +3,10 @@
 The driver is blocking at connect time and callback-based afterwards. Connecting runs in an
 executor; requests use `execute_async` with callbacks bridged onto the event loop, so
 nothing here blocks the loop.
+
+A refused login is a `CredentialsRefused` (`exporter.failures`), retried like any lost
+connection; the hosts that refused last are remembered, so a request that finds no host up
+because of them fails with reason `auth`, not `unavailable`.
 """
 
 from __future__ import annotations
