@@ -1,4 +1,4 @@
-"""The `cqrs-exporter` command: serve, check-config, schema, generate."""
+"""The `cqrs-exporter` command: serve, check-config, schema, grants, generate."""
 
 from __future__ import annotations
 
@@ -80,6 +80,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_grants(args: argparse.Namespace) -> int:
+    from exporter.grants import render
+
+    # Like `schema`: whoever runs the grants holds other credentials, not the exporter's.
+    config = _load(args.config, resolve_secrets=False)
+    if isinstance(config, int):
+        return config
+    if config.cluster.auth is None:
+        print(
+            f"{args.config}: cluster.auth is not set: the grants are for the role it names",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    sys.stdout.write(render(config, args.config))
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if isinstance(config, int):
@@ -156,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the CQL that creates the monitoring schema")
     schema.add_argument("--config", required=True, metavar="PATH")
     schema.set_defaults(func=cmd_schema)
+
+    grants = sub.add_parser(
+        "grants", help="print the CQL that creates the exporter's role, least privilege"
+    )
+    grants.add_argument("--config", required=True, metavar="PATH")
+    grants.set_defaults(func=cmd_grants)
 
     gen = sub.add_parser("generate", help="write the Grafana dashboards and Prometheus rules")
     gen.add_argument("--config", metavar="PATH", help="take the thresholds from this file")

@@ -3,6 +3,10 @@
 The driver is blocking at connect time and callback-based afterwards. Connecting runs in an
 executor; requests use `execute_async` with callbacks bridged onto the event loop, so
 nothing here blocks the loop.
+
+A refused login is a `CredentialsRefused` (`exporter.failures`), retried like any lost
+connection; the hosts that refused last are remembered, so a request that finds no host up
+because of them fails with reason `auth`, not `unavailable`.
 """
 
 from __future__ import annotations
@@ -15,14 +19,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cassandra import (
-    ConsistencyLevel,
-    OperationTimedOut,
-    ReadTimeout,
-    Unavailable,
-    WriteTimeout,
-)
-from cassandra.auth import PlainTextAuthProvider
+from cassandra import AuthenticationFailed, ConsistencyLevel
+from cassandra.auth import PlainTextAuthenticator, PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -31,7 +29,6 @@ from cassandra.cluster import (
     ResponseFuture,
     Session,
 )
-from cassandra.connection import ConnectionException, ConnectionShutdown
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -41,35 +38,69 @@ from cassandra.pool import Host
 from cassandra.query import PreparedStatement, SimpleStatement, Statement
 
 from exporter.config import Config, Consistency
-from exporter.results import FailureReason
+from exporter.failures import (
+    CredentialsRefused,
+    NotConnected,
+    classify,
+    describe,
+    refused_everywhere,
+    server_message,
+)
 from exporter.tls import TlsError, tls_failure
 
 log = logging.getLogger(__name__)
 
 
-class NotConnected(Exception):
-    """No session to Cassandra yet (or any more)."""
+__all__ = [
+    "CassandraConnection",
+    "CredentialsRefused",
+    "NotConnected",
+    "classify",
+    "describe",
+    "profile_name",
+]
 
 
-def classify(exc: BaseException) -> FailureReason:
-    """Map a driver or asyncio exception onto the bounded failure reasons."""
-    if isinstance(exc, OperationTimedOut | ReadTimeout | WriteTimeout | TimeoutError):
-        return FailureReason.TIMEOUT
-    if isinstance(
-        exc,
-        NotConnected | NoHostAvailable | Unavailable | ConnectionException | ConnectionShutdown,
-    ):
-        return FailureReason.UNAVAILABLE
-    return FailureReason.ERROR
+class _Credentials(PlainTextAuthProvider):  # type: ignore[misc]
+    """`cluster.auth`'s credentials, remembering which hosts refused them last."""
+
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__(username=username, password=password)
+        self.refused: dict[str, CredentialsRefused] = {}
+        """Host address → the refusal of its last login, until a login there succeeds."""
+
+    def new_authenticator(self, host: str) -> _Authenticator:
+        return _Authenticator(self, host)
 
 
-def describe(exc: BaseException) -> str:
-    """A short log-safe description of a failure (for logs only, never for bodies)."""
-    if isinstance(exc, NoHostAvailable):
-        reasons = sorted({type(e).__name__ for e in (exc.errors or {}).values()})
-        return "no host available" + (f" ({', '.join(reasons)})" if reasons else "")
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+class _Authenticator(PlainTextAuthenticator):  # type: ignore[misc]
+    def __init__(self, credentials: _Credentials, host: str) -> None:
+        super().__init__(credentials.username, credentials.password)
+        self.credentials = credentials
+        self.host = host
+
+    def on_authentication_success(self, token: Any) -> None:
+        self.credentials.refused.pop(self.host, None)
+
+
+class _Connection(Cluster.connection_class):  # type: ignore[misc]
+    """The driver's connection, raising `CredentialsRefused` for a refused login.
+
+    The driver stops reconnecting to a host for good on `AuthenticationFailed`; as a
+    connection error the login is tried again on the reconnection schedule.
+    """
+
+    @classmethod
+    def factory(cls, endpoint: Any, timeout: float, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().factory(endpoint, timeout, *args, **kwargs)
+        except AuthenticationFailed as exc:
+            authenticator = kwargs.get("authenticator")
+            username = getattr(authenticator, "username", None)
+            refused = CredentialsRefused(server_message(str(exc)), endpoint, username)
+            if isinstance(authenticator, _Authenticator):
+                authenticator.credentials.refused[authenticator.host] = refused
+            raise refused from exc
 
 
 def profile_name(datacenter: str, *, write: bool = False) -> str:
@@ -88,6 +119,7 @@ class CassandraConnection:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
+        self._credentials: _Credentials | None = None
         # Connecting and preparing block; give them their own threads, off the loop.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
 
@@ -127,15 +159,15 @@ class CassandraConnection:
         cfg = self._config.cluster
         auth = None
         if cfg.auth is not None:
-            auth = PlainTextAuthProvider(
-                username=cfg.auth.username, password=cfg.auth.password.get_secret_value()
-            )
+            auth = _Credentials(cfg.auth.username, cfg.auth.password.get_secret_value())
+        self._credentials = auth
         cluster = Cluster(
             contact_points=list(cfg.contact_points),
             port=cfg.port,
             protocol_version=cfg.protocol_version,
             execution_profiles=self._profiles(),
             auth_provider=auth,
+            connection_class=_Connection,
             ssl_context=self._ssl_context(),
             reconnection_policy=ExponentialReconnectionPolicy(
                 base_delay=1.0, max_delay=cfg.reconnect_max_delay
@@ -179,7 +211,9 @@ class CassandraConnection:
     ) -> None:
         """Retry `connect` with capped backoff until it succeeds or the task is cancelled.
 
-        `level` gives the log level of a failed attempt (the exporter's start is quieter).
+        Raises the `NoHostAvailable` when every contact point refused the credentials: no
+        retry mends that (an unreachable one keeps it retrying). `level` gives the log
+        level of a failed attempt (the exporter's start is quieter).
         """
         delay = initial_delay
         while True:
@@ -189,6 +223,8 @@ class CassandraConnection:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if refused_everywhere(exc):
+                    raise
                 log.log(
                     level(),
                     "cannot connect to Cassandra (%s); retrying in %.0f s",
@@ -238,9 +274,25 @@ class CassandraConnection:
             return statement
         session = self._require_session()
         loop = asyncio.get_running_loop()
-        statement = await loop.run_in_executor(self._executor, session.prepare, query)
+        try:
+            statement = await loop.run_in_executor(self._executor, session.prepare, query)
+        except NoHostAvailable as exc:
+            explained = self._explained(exc, self.hosts(self._config.datacenters.local_datacenter))
+            if explained is None:
+                raise
+            raise explained from exc
         self._prepared[query] = statement
         return statement
+
+    def _explained(self, exc: NoHostAvailable, hosts: Sequence[Host]) -> NoHostAvailable | None:
+        """`exc` with the refusals of those hosts that refused the credentials at their last
+        login (the driver holds them down: they are not simply unreachable); None if none."""
+        refused = self._credentials.refused if self._credentials is not None else {}
+        found = {h.address: refused[h.address] for h in hosts if h.address in refused}
+        if not found:
+            return None
+        message = exc.args[0] if exc.args else "no host available"
+        return NoHostAvailable(message, {**(exc.errors or {}), **found})
 
     def _require_session(self) -> Session:
         if self._session is None or self._session.is_shutdown:
@@ -279,8 +331,14 @@ class CassandraConnection:
             execution_profile=profile_name(datacenter, write=write),
             host=host,
         )
-        # A margin over the driver's own timeout, so the driver reports first.
-        return await asyncio.wait_for(_bridge(future), timeout + 1.0)
+        try:
+            # A margin over the driver's own timeout, so the driver reports first.
+            return await asyncio.wait_for(_bridge(future), timeout + 1.0)
+        except NoHostAvailable as exc:
+            explained = self._explained(exc, [host] if host else self.hosts(datacenter))
+            if explained is None:
+                raise
+            raise explained from exc
 
     async def close(self) -> None:
         cluster, self._cluster, self._session = self._cluster, None, None

@@ -7,11 +7,24 @@ from enum import StrEnum
 
 
 class FailureReason(StrEnum):
-    """The bounded set of reasons a probe run or a request fails."""
+    """The bounded set of reasons a probe run or a request fails.
+
+    `auth`, `unauthorized` and `tls` are access problems: no retry mends them, a change to
+    the config, the role or its grants does (`exporter.connection.classify` says which).
+    """
 
     TIMEOUT = "timeout"
+    """No answer in time."""
     UNAVAILABLE = "unavailable"
+    """Too few replicas, or no host could be reached."""
+    AUTH = "auth"
+    """Cassandra refused the credentials (`cluster.auth`)."""
+    UNAUTHORIZED = "unauthorized"
+    """The role lacks a permission (a GRANT) the request needs."""
+    TLS = "tls"
+    """The TLS handshake failed (`cluster.tls`)."""
     ERROR = "error"
+    """Anything else; the log says what."""
 
 
 @dataclass(frozen=True, slots=True)

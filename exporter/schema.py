@@ -123,8 +123,11 @@ async def ensure_schema(config: Config, connection: CassandraConnection) -> None
             f"monitoring.create_schema: true"
         )
     dc = config.datacenters.write
+    # CREATE KEYSPACE takes CREATE on ALL KEYSPACES even when the keyspace exists: a role
+    # granted CREATE on the monitoring keyspace alone only creates its tables.
     statements = [
-        *schema_cql(config),
+        *([keyspace_cql(config)] if gaps.keyspace else []),
+        *(table_cql(config, t) for t in registry.tables()),
         *(
             f"ALTER TABLE {keyspace}.{table.name} ADD {column} {cql_type}"
             for table, column, cql_type in gaps.columns

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 
+from cassandra.cluster import NoHostAvailable
+
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, format_duration
 from exporter.connection import CassandraConnection, describe
@@ -76,6 +78,9 @@ class Exporter:
         event loop."""
         self.fatal: asyncio.Future[str] | None = None
         """Set with a message when the exporter cannot go on (e.g. missing schema)."""
+        self.credentials_refused: str | None = None
+        """Why the exporter stopped before its first session: every contact point refused
+        the credentials (`serve` says it in one line)."""
         self._connect_task: asyncio.Task[None] | None = None
         self._probes_task: asyncio.Task[None] | None = None
         self._schema_checked = asyncio.Event()
@@ -110,7 +115,12 @@ class Exporter:
         return logging.INFO if starting else logging.WARNING
 
     async def _connect(self) -> None:
-        await self.connection.connect_until_established(level=self._log_level)
+        try:
+            await self.connection.connect_until_established(level=self._log_level)
+        except NoHostAvailable as exc:  # every contact point refused the credentials
+            self.credentials_refused = describe(exc)
+            self._cannot_go_on(self.credentials_refused, logged=False)
+            return
         unknown = unknown_datacenters(self.config, self.connection.cluster_datacenters())
         if unknown:
             self._cannot_go_on(unknown)
@@ -136,9 +146,10 @@ class Exporter:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    def _cannot_go_on(self, message: str) -> None:
+    def _cannot_go_on(self, message: str, *, logged: bool = True) -> None:
         """Log why, and tell `serve` to stop with exit code 2 (a configuration problem)."""
-        log.error("%s", message)
+        if logged:
+            log.error("%s", message)
         if self.fatal is not None and not self.fatal.done():
             self.fatal.set_result(message)
 

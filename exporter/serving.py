@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,8 @@ async def serve(config: Config, host: str, port: int) -> int:
     """Serve the exporter on host:port until SIGTERM or SIGINT, or until it cannot go on.
 
     Returns the process exit code: 0 after a signal, 1 when it cannot listen, 2 when the
-    cluster does not match the config (e.g. a datacenter it lacks, a missing schema).
+    cluster does not match the config (e.g. a datacenter it lacks, a missing schema) or
+    every contact point refused the credentials at start (said in one line on stderr).
     """
     exporter = Exporter(config)
     app = create_app(exporter)
@@ -52,7 +54,8 @@ async def serve(config: Config, host: str, port: int) -> int:
     done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
     code = EXIT_OK
     if fatal in done:
-        log.error("stopping: %s", fatal.result())
+        if exporter.credentials_refused is None:
+            log.error("stopping: %s", fatal.result())
         code = EXIT_CONFIG
     else:
         log.info("stopping on signal")
@@ -61,4 +64,7 @@ async def serve(config: Config, host: str, port: int) -> int:
         await asyncio.wait_for(runner.cleanup(), timeout=config.server.shutdown_timeout + 3)
     except TimeoutError:
         log.warning("shutdown did not finish in time; exiting anyway")
+    if exporter.credentials_refused is not None:
+        # Like a config error: one line, the key and the cause, and nothing to retry.
+        print(f"cqrs-exporter: {exporter.credentials_refused}", file=sys.stderr, flush=True)
     return code

@@ -3,7 +3,9 @@ their metric collectors. Nothing outside `probes/` imports a probe module but th
 
 Each probe kind names the config sections it runs on and a factory: a function of the
 context and one section that returns the section's probe. The registry calls it once per
-enabled section, so `enabled` is judged here alone.
+enabled section, so `enabled` is judged here alone. Beside the tables a kind writes, it
+declares the CQL it runs on tables that are not its own (Cassandra's system tables):
+`exporter.grants` grants what that CQL and the sections' own CQL need.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from exporter.config import Config, ProbeSchedule
 from exporter.tables import Table
 from probes import latency, read_models, replication
 from probes.base import Probe, ProbeContext
+from probes.reachability import QUERY as REACHABILITY_QUERY
 from probes.reachability import ReachabilityProbe
 
 S = TypeVar("S", bound=ProbeSchedule)
@@ -35,13 +38,19 @@ class Kind(Generic[S]):
     """The tables its probes write in the monitoring keyspace."""
     parent: Callable[[Config], ProbeSchedule] | None = None
     """The section the kind's sections are nested in, when that one must be enabled too."""
+    statements: tuple[str, ...] = ()
+    """The CQL its probes run on tables other than their own (system tables), as the code
+    builds it. The CQL a section declares (read models, latency queries) is the config's."""
+
+    def enabled(self, config: Config) -> list[S]:
+        """The kind's enabled sections in the config: one probe each."""
+        if self.parent is not None and not self.parent(config).enabled:
+            return []
+        return [s for s in self.sections(config) if s.enabled]
 
     def build(self, context: ProbeContext) -> list[Probe]:
         """The kind's probes for the config: one per enabled section."""
-        config = context.config
-        if self.parent is not None and not self.parent(config).enabled:
-            return []
-        return [self.factory(context, s) for s in self.sections(config) if s.enabled]
+        return [self.factory(context, s) for s in self.enabled(context.config)]
 
 
 def _kind(
@@ -49,13 +58,16 @@ def _kind(
     factory: Callable[[ProbeContext, S], Probe],
     tables: tuple[Table, ...] = (),
     parent: Callable[[Config], ProbeSchedule] | None = None,
+    statements: tuple[str, ...] = (),
 ) -> Kind[Any]:
     """A kind whose factory is checked against its sections (in the map, S would be Any)."""
-    return Kind(sections, factory, tables, parent)
+    return Kind(sections, factory, tables, parent, statements)
 
 
 KINDS: dict[str, Kind[Any]] = {
-    "reachability": _kind(lambda c: [c.probes.reachability], ReachabilityProbe),
+    "reachability": _kind(
+        lambda c: [c.probes.reachability], ReachabilityProbe, statements=(REACHABILITY_QUERY,)
+    ),
     "replication": _kind(
         lambda c: [c.probes.replication], replication.replication_probe, replication.TABLES
     ),
@@ -63,10 +75,15 @@ KINDS: dict[str, Kind[Any]] = {
         lambda c: [c.probes.replication.backlog],
         replication.ReplicationBacklogProbe,
         parent=lambda c: c.probes.replication,
+        statements=replication.BACKLOG_STATEMENTS,
     ),
     "latency": _kind(lambda c: [c.probes.latency], latency.LatencyProbe, latency.TABLES),
     # Not nested under `latency` for its enabling: the server's view needs no client timing.
-    "server_latency": _kind(lambda c: [c.probes.latency.server], latency.ServerLatencyProbe),
+    "server_latency": _kind(
+        lambda c: [c.probes.latency.server],
+        latency.ServerLatencyProbe,
+        statements=latency.SERVER_STATEMENTS,
+    ),
     "read_model": _kind(lambda c: c.read_models, read_models.read_model_probe),
 }
 """Every probe kind by name (the probes' `kind`), in the order probes are built."""

@@ -84,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--heap", default=DEFAULT_HEAP, help=f"JVM heap per node (default: {DEFAULT_HEAP})"
     )
     up.add_argument(
-        "--password-auth", action="store_true", help="PasswordAuthenticator and CassandraAuthorizer"
+        "--password-auth",
+        "--auth",
+        dest="password_auth",
+        action="store_true",
+        help="PasswordAuthenticator and CassandraAuthorizer (superuser cassandra/cassandra)",
     )
     up.add_argument(
         "--tls", action="store_true", help="TLS on the CQL port, with a CA made at start"

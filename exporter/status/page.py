@@ -332,7 +332,8 @@ def render(state: PageState) -> str:
         + _groups(state)
         + '</section><section id="probes"><h2>Probes</h2>'
         + _probes(state)
-        + "<p><small>Failure reasons are bounded (timeout, unavailable, error); the log has "
+        + "<p><small>Failure reasons are bounded (timeout, unavailable, auth, unauthorized, "
+        "tls, error); the log has "
         f"each failure's detail. This page refreshes every {REFRESH_SECONDS} s.</small></p>"
         + "</section>"
         + "</main></body></html>"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from exporter.tables import Table
 from probes.latency.probe import LatencyProbe
 from probes.latency.requests import COMMANDS
+from probes.latency.server import STATEMENTS as SERVER_STATEMENTS
 from probes.latency.server import ServerLatencyProbe
 
 TABLES: tuple[Table, ...] = (COMMANDS,)
 """What the latency kind writes."""
 
-__all__ = ["TABLES", "LatencyProbe", "ServerLatencyProbe"]
+__all__ = ["SERVER_STATEMENTS", "TABLES", "LatencyProbe", "ServerLatencyProbe"]

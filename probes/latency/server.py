@@ -47,6 +47,10 @@ def view_cql(view: str) -> str:
     )
 
 
+STATEMENTS: tuple[str, ...] = tuple(view_cql(view) for view in VIEWS.values())
+"""What the server-latency probe reads."""
+
+
 @dataclass(frozen=True, slots=True)
 class TableLatency:
     operation: str

@@ -23,8 +23,8 @@ from typing import Any
 
 from exporter.config import ReadModelConfig, SyncMethod
 from exporter.config.read_models import SentinelConfig
-from exporter.connection import describe
-from exporter.results import ProbeOutcome
+from exporter.connection import classify, describe
+from exporter.results import FailureReason, ProbeOutcome
 from probes.base import ProbeContext
 from probes.read_models.base import ReadModelBase, SyncFailure
 from probes.read_models.cql import as_dict, bind
@@ -85,6 +85,8 @@ class SentinelProbe(ReadModelBase):
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self.last_poll_error: str | None = None
+        self.last_poll_reason: FailureReason | None = None
+        """Why the last poll failed (None: it did not): a run while it fails says so."""
 
     async def start(self) -> None:
         self._poller = asyncio.create_task(self._poll_forever(), name=f"{self.name}-poller")
@@ -106,6 +108,10 @@ class SentinelProbe(ReadModelBase):
 
     async def run(self) -> ProbeOutcome:
         if self.outstanding is not None:
+            if self.last_poll_reason is not None:
+                return ProbeOutcome.failed(
+                    self.last_poll_reason, f"polling the sentinel fails: {self.last_poll_error}"
+                )
             return ProbeOutcome.ok("the previous sentinel is still awaited")
         self.seq += 1
         binds = sentinel_binds(self.writer_id, self.seq, datetime.now(UTC), self.settings.params)
@@ -159,7 +165,7 @@ class SentinelProbe(ReadModelBase):
                 await self._wake.wait()
             try:
                 settled = await self.poll_once()
-                self.last_poll_error = None
+                self.last_poll_error = self.last_poll_reason = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -168,7 +174,7 @@ class SentinelProbe(ReadModelBase):
                 if text != self.last_poll_error:
                     self.log.warning("%s: polling the sentinel failed: %s",
                                      self.read_model.name, text)
-                self.last_poll_error = text
+                self.last_poll_error, self.last_poll_reason = text, classify(exc)
                 # Unread is not unsynced: past its timeout the sentinel is given up uncounted.
                 sentinel = self.outstanding
                 if sentinel is not None and (self.clock.monotonic() - sentinel.written_at

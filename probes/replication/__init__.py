@@ -14,6 +14,7 @@ from __future__ import annotations
 from exporter.config.replication import ReplicationConfig, ReplicationMode
 from exporter.tables import Table
 from probes.base import Probe, ProbeContext
+from probes.replication.backlog import STATEMENTS as BACKLOG_STATEMENTS
 from probes.replication.backlog import ReplicationBacklogProbe
 from probes.replication.heartbeat import HeartbeatProbe
 from probes.replication.rows import SENTINELS
@@ -31,6 +32,7 @@ def replication_probe(context: ProbeContext, settings: ReplicationConfig) -> Pro
 
 
 __all__ = [
+    "BACKLOG_STATEMENTS",
     "TABLES",
     "HeartbeatProbe",
     "ReplicationBacklogProbe",

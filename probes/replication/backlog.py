@@ -77,6 +77,21 @@ SERIES: tuple[BacklogSeries, ...] = (
 Sums = dict[tuple[str, str], float]
 
 
+def series_cql(table: str, columns: list[str]) -> str:
+    """The read of a virtual table's columns, with each row's peer datacenter."""
+    return f"SELECT dc, {', '.join(columns)} FROM system_views.{table}"
+
+
+STATEMENTS: tuple[str, ...] = (
+    COLUMNS_QUERY,
+    *(
+        series_cql(table, [s.column for s in SERIES if s.table == table])
+        for table in dict.fromkeys(s.table for s in SERIES)
+    ),
+)
+"""What the backlog probe reads, at most (a table or column the cluster lacks is not)."""
+
+
 class ReplicationBacklogProbe(Probe):
     kind = "replication_backlog"
 
@@ -119,9 +134,8 @@ class ReplicationBacklogProbe(Probe):
     async def _table(
         self, dc: str, host: Host, table: str, series: list[BacklogSeries], timeout: float
     ) -> dict[str, Sums]:
-        columns = ", ".join(s.column for s in series)
         rows = await self.connection.execute(
-            f"SELECT dc, {columns} FROM system_views.{table}",
+            series_cql(table, [s.column for s in series]),
             datacenter=dc,
             consistency=Consistency.LOCAL_ONE,
             timeout=timeout,

@@ -137,6 +137,7 @@ def test_the_cassandra_yaml_turns_client_encryption_on_only_with_tls(
         return NodeLayout(
             cluster_name="t",
             address=ADDRESSES[0],
+            broadcast_address=ADDRESSES[0],
             seed=ADDRESSES[0],
             token=0,
             storage_port=7000,

@@ -111,7 +111,10 @@ def exporter_health(settings: Settings) -> Dashboard:
             graph(
                 title="Failed runs per second, by reason",
                 description="timeout: the run exceeded its timeout; unavailable: too few "
-                "replicas or no host answered; error: anything else (the log says what).",
+                "replicas or no host answered; auth: Cassandra refused the credentials "
+                "(cluster.auth); unauthorized: the role lacks a grant (cqrs-exporter grants); "
+                "tls: the TLS handshake failed (cluster.tls); error: anything else (the log "
+                "says what).",
                 targets=queries(
                     (
                         "sum by (probe, reason) "

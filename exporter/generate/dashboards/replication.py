@@ -101,7 +101,8 @@ def replication(settings: Settings) -> Dashboard:
                 title="Failed visibility reads per second, by reason",
                 description="Reads of a sentinel (or heartbeat) in a read datacenter that "
                 "failed or timed out; each counts as a miss, so the lag keeps growing. "
-                "timeout or unavailable: that datacenter's node is slow or down.",
+                "timeout or unavailable: that datacenter's node is slow or down; auth, "
+                "unauthorized or tls: the exporter's access (credentials, grants, TLS).",
                 targets=queries(
                     (
                         f"sum by ({BY_PAIR}, reason) "
