@@ -119,6 +119,7 @@ class CassandraConnection:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
+        self._connect_error: Exception | None = None
         self._credentials: _Credentials | None = None
         # Connecting and preparing block; give them their own threads, off the loop.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
@@ -199,7 +200,12 @@ class CassandraConnection:
         if self.connected:
             return
         loop = asyncio.get_running_loop()
-        cluster, session = await loop.run_in_executor(self._executor, self._connect_blocking)
+        try:
+            cluster, session = await loop.run_in_executor(self._executor, self._connect_blocking)
+        except Exception as exc:
+            self._connect_error = exc
+            raise
+        self._connect_error = None
         self._cluster, self._session = cluster, session
         log.info("connected to Cassandra (datacenters %s)", ", ".join(self.datacenters))
 
@@ -296,7 +302,9 @@ class CassandraConnection:
 
     def _require_session(self) -> Session:
         if self._session is None or self._session.is_shutdown:
-            raise NotConnected("no Cassandra session yet")
+            # Why the last attempt failed goes with it: a refused handshake or login is
+            # counted as `tls` or `auth`, not as an unreachable cluster.
+            raise NotConnected("no Cassandra session yet") from self._connect_error
         return self._session
 
     async def execute(

@@ -76,6 +76,9 @@ def access_reason(exc: BaseException) -> FailureReason | None:
     A `NoHostAvailable` is an access problem when one of its hosts' errors is: a refused
     handshake or login is what to fix first, even when other hosts were also down.
     """
+    if isinstance(exc, NotConnected):
+        cause = exc.__cause__
+        return access_reason(cause) if cause is not None else None
     if isinstance(exc, NoHostAvailable):
         reasons = {access_reason(error) for error in (exc.errors or {}).values()}
         return next((reason for reason in _ACCESS_ORDER if reason in reasons), None)
@@ -141,6 +144,8 @@ def _tls(exc: BaseException) -> str:
 
 
 def _one(exc: BaseException) -> str:
+    if isinstance(exc, NotConnected) and exc.__cause__ is not None and access_reason(exc):
+        return _one(exc.__cause__)  # not connected for a refused handshake or login
     reason = access_reason(exc)
     if reason is FailureReason.AUTH:
         return _credentials(exc)

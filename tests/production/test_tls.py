@@ -38,6 +38,14 @@ DATACENTERS = ("us-east", "eu-west")
 FORWARD_HOST = 250
 
 
+def failures(metrics: str) -> str:
+    """The probe failure counters that have counted something, one per line."""
+    return "\n".join(
+        line for line in metrics.splitlines()
+        if line.startswith("cqrs_probe_failures_total{") and not line.endswith(" 0.0")
+    )
+
+
 def config_for(cluster: TestbedCluster, **tls: Any) -> dict[str, Any]:
     """An exporter config for `cluster` that trusts its CA (and, under mutual TLS, presents
     its client certificate); `tls` overrides keys of cluster.tls."""
@@ -235,12 +243,23 @@ class TestMutualTls:
     def test_serve_without_a_client_certificate_says_why_and_is_not_ready(
         self, testbed: TestbedCluster, tmp_path: Path
     ) -> None:
-        served = Served(config_for(testbed, cert_file=None, key_file=None), tmp_path)
+        config = merge(
+            config_for(testbed, cert_file=None, key_file=None),
+            {"probes": {"startup_grace": "2s", "reachability": {"interval": "1s",
+                                                                  "timeout": "800ms"}}},
+        )
+        served = Served(config, tmp_path)
         try:
             served.wait(
                 lambda: "cannot connect" in served.log.read_text(), 60, "the refusal logged"
             )
             assert served.get("/health/ready")[0] == 503
+            # Once the grace is over the probes run, and their failures say why: tls.
+            served.wait(
+                lambda: 'reason="tls"' in failures(served.get("/metrics")[1]), 60,
+                "probe failures counted as tls",
+            )
+            assert 'reason="unavailable"' not in failures(served.get("/metrics")[1])
         finally:
             log = served.stop()
         assert "Traceback" not in log

@@ -238,3 +238,19 @@ async def test_a_sentinel_awaited_while_its_polls_are_refused_fails_its_runs_una
         await probe.stop()
     assert outcome.reason is FailureReason.UNAUTHORIZED
     assert "has no SELECT permission on <table shop.orders>" in outcome.detail
+
+
+def test_not_connected_for_a_refused_handshake_or_login_says_so() -> None:
+    from exporter.failures import NotConnected
+    from exporter.tls import TlsError
+
+    refused = TlsError("cluster.tls.ca_file: 127.0.0.1 presented a certificate the CA did not sign")
+    try:
+        raise NotConnected("no Cassandra session yet") from refused
+    except NotConnected as exc:
+        not_connected = exc
+    plain = NotConnected("no Cassandra session yet")
+
+    assert classify(not_connected) is FailureReason.TLS
+    assert describe(not_connected) == str(refused)
+    assert classify(plain) is FailureReason.UNAVAILABLE
