@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import merge
+from tests.support import config_for, merge
 
 pytest_plugins = ["testbed.pytest_plugin"]
 
@@ -41,17 +41,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def testbed_config(testbed_cluster: Any) -> dict[str, Any]:
     """A config (as a dict) for the session's real testbed cluster."""
-    return {
-        "cluster": {
-            "contact_points": list(testbed_cluster.contact_points),
-            "connect_timeout": "10s",
-        },
-        "datacenters": {
-            "write": testbed_cluster.write_datacenter,
-            "read": list(testbed_cluster.read_datacenters),
-        },
-        "monitoring": {"create_schema": True, "replication_factor": 1},
-    }
+    return config_for(testbed_cluster)
 
 
 @pytest.fixture

@@ -52,6 +52,19 @@ def serve_until_exit(config: dict[str, Any], tmp_path: Path) -> subprocess.Compl
     )
 
 
+def config_for(cluster: Any) -> dict[str, Any]:
+    """An exporter config (as a dict) for a testbed: its nodes, its datacenters, and the
+    monitoring keyspace with a replica on every node."""
+    return {
+        "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
+        "datacenters": {
+            "write": cluster.write_datacenter,
+            "read": list(cluster.read_datacenters),
+        },
+        "monitoring": {"create_schema": True, "replication_factor": cluster.replication_factor},
+    }
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge `override` into a copy of `base` (mappings merge, everything else replaces)."""
     result = copy.deepcopy(base)

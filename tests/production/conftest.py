@@ -8,21 +8,9 @@ from typing import Any
 import pytest
 
 from testbed import TestbedCluster
-from tests.support import merge
+from tests.support import config_for, merge
 
 NODES_PER_DC = 2
-
-
-def config_for(cluster: TestbedCluster) -> dict[str, Any]:
-    """An exporter config (as a dict) for `cluster`, its keyspace on every node."""
-    return {
-        "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
-        "datacenters": {
-            "write": cluster.write_datacenter,
-            "read": list(cluster.read_datacenters),
-        },
-        "monitoring": {"create_schema": True, "replication_factor": cluster.replication_factor},
-    }
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.results import Check
 from probes.replication.writer import WriterProbe
-from tests.support import RunningExporter, poll_until, serve_exporter
+from tests.support import RunningExporter, config_for, merge, poll_until, serve_exporter
 
 pytestmark = pytest.mark.cluster
 
@@ -33,20 +33,13 @@ HEALTHY_P95 = 0.5
 
 def per_replica_config(cluster: Any) -> dict[str, Any]:
     """Writer mode, each replica read on its own, in a fresh keyspace every replica holds."""
-    return {
-        "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
-        "datacenters": {
-            "write": cluster.write_datacenter,
-            "read": list(cluster.read_datacenters),
-        },
+    return merge(config_for(cluster), {
         "monitoring": {
-            "create_schema": True,
             "keyspace": f"replicas_{uuid.uuid4().hex[:8]}",
-            "replication_factor": cluster.nodes_per_dc,
             "writer_id": f"test-{uuid.uuid4().hex[:8]}",
         },
         "probes": {"replication": {"read_mode": "per_replica"}, "latency": {"enabled": False}},
-    }
+    })
 
 
 def pair(cluster: Any, target: str) -> dict[str, str]:
