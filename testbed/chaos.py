@@ -75,12 +75,22 @@ class StepResult:
     problem: str | None = None
 
 
-def alert_states(prometheus: str) -> list[dict[str, Any]]:
-    """The active alerts (pending or firing) of the Prometheus at `prometheus`."""
-    with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5.0) as response:
-        body = json.loads(response.read())
-    alerts: list[dict[str, Any]] = body["data"]["alerts"]
-    return alerts
+def alert_states(prometheus: str, attempts: int = 5) -> list[dict[str, Any]]:
+    """The active alerts (pending or firing) of the Prometheus at `prometheus`; a few tries
+    before giving up, since a busy Prometheus may not answer one request in time."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5.0) as response:
+                body = json.loads(response.read())
+            alerts: list[dict[str, Any]] = body["data"]["alerts"]
+            return alerts
+        except (OSError, ValueError, KeyError) as exc:
+            if attempt == attempts - 1:
+                raise TestbedError(
+                    f"the demo's Prometheus at {prometheus} does not answer: {exc}"
+                ) from None
+            time.sleep(POLL_SECONDS)
+    raise AssertionError("unreachable")
 
 
 def state_of(target: Target, alerts: Sequence[dict[str, Any]]) -> str:
@@ -144,6 +154,10 @@ def play_step(step: Step, prometheus: str, fire_within: float) -> StepResult:
     """Inject, wait until every target fired, heal, wait until every target resolved."""
     result = StepResult(step.key)
     seen = {str(target): "resolved" for target in step.targets}
+    if not _clear(step, prometheus):
+        result.problem = "its alerts were still active from before it began"
+        _say(f"{step.key}: {result.problem}")
+        return result
     _say(f"{step.key}: {step.fault}; waiting for {', '.join(seen)} to fire")
     step.inject()
     began = time.monotonic()
@@ -194,6 +208,24 @@ def play_step(step: Step, prometheus: str, fire_within: float) -> StepResult:
     finally:
         if not healed:
             step.heal()
+
+
+def _clear(step: Step, prometheus: str) -> bool:
+    """Wait until no alert the step targets is active (an earlier fault can leave one
+    pending or firing): each target's story must begin from resolved."""
+    deadline = time.monotonic() + RESOLVE_TIMEOUT_SECONDS
+    said = False
+    while True:
+        alerts = alert_states(prometheus)
+        active = [str(t) for t in step.targets if state_of(t, alerts) != "resolved"]
+        if not active:
+            return True
+        if not said:
+            _say(f"{step.key}: waiting for {', '.join(active)} to resolve before it begins")
+            said = True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
 
 
 def _report_others(

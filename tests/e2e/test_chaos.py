@@ -90,7 +90,11 @@ def test_the_chaos_story_makes_each_targeted_alert_pend_fire_and_resolve(
             if demo.poll() is None:
                 demo.kill()
                 demo.wait()
-    assert chaos.returncode == 0, chaos.stdout + chaos.stderr + demo_log.read_text()[-2000:]
+    (tmp_path / "chaos.log").write_text(chaos.stdout + chaos.stderr)
+    problems = [
+        line for line in chaos.stdout.splitlines() if " did not " in line or " still " in line
+    ]
+    assert chaos.returncode == 0, (problems, chaos.stderr[-2000:], chaos.stdout[-3000:])
     assert "Traceback" not in chaos.stderr
     seen: dict[tuple[str, str], list[str]] = {}
     for step, target, state, _ in TRANSITION.findall(chaos.stdout):
@@ -98,7 +102,7 @@ def test_the_chaos_story_makes_each_targeted_alert_pend_fire_and_resolve(
     expected = {
         (step.key, str(target)) for step in story(healthy_testbed, 0) for target in step.targets
     }
-    assert set(seen) == expected, chaos.stdout
+    assert set(seen) == expected, (sorted(seen), chaos.stdout[-3000:])
     for key, states in seen.items():
         assert states == ["pending", "firing", "resolved"], (key, chaos.stdout)
     for target, series in recorded.items():

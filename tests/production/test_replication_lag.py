@@ -60,6 +60,20 @@ def backlog(running: RunningExporter, dc: str) -> float:
     return hints + queued
 
 
+def query_failures(running: RunningExporter, dc: str) -> float:
+    """Failed query requests of the latency probe in `dc`, whatever the reason."""
+    text = running.exporter.registry
+    return sum(
+        sample.value
+        for family in text.collect()
+        if family.name == "cqrs_request_failures"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+        and sample.labels.get("operation") == "query"
+        and sample.labels.get("cassandra_datacenter") == dc
+    )
+
+
 def component(running: RunningExporter, check: Check, dc: str) -> Status | None:
     for item in running.exporter.verdicts().overall.components.get(check, ()):
         if item.component == dc:
@@ -133,6 +147,7 @@ async def test_a_partitioned_datacenter_answers_while_its_lag_grows_and_recovers
         await settled(running)
         samples: list[tuple[float, float]] = []
         backlog_before = backlog(running, EU)
+        failed_before = query_failures(running, EU)
         backlog_peak = backlog_before
         cut_at = time.monotonic()
         await asyncio.to_thread(multinode_testbed.partition, EU)
@@ -151,6 +166,7 @@ async def test_a_partitioned_datacenter_answers_while_its_lag_grows_and_recovers
                         group_503_at = time.monotonic() - cut_at
                 await asyncio.sleep(0.1)
             lag_state = component(running, Check.REPLICATION_LAG, EU)
+            failed_during = query_failures(running, EU) - failed_before
         finally:
             await asyncio.to_thread(multinode_testbed.heal, EU)
         healed_at = time.monotonic()
@@ -167,7 +183,10 @@ async def test_a_partitioned_datacenter_answers_while_its_lag_grows_and_recovers
     late = [(t, v) for t, v in samples if t >= 5.0]
     growth = (late[-1][1] - late[0][1]) / (late[-1][0] - late[0][0])
     assert 0.8 <= growth <= 1.2, f"eu-west's lag grew {growth:.2f} s/s while cut"
-    assert query_states == {Status.UP}, "eu-west stopped answering its queries"
+    # It kept answering: not one query failed. (Its p99 is judged on 20 samples here, so one
+    # slow answer on this small machine may read DEGRADED; never DOWN.)
+    assert failed_during == 0, f"{failed_during:.0f} eu-west queries failed while cut"
+    assert Status.DOWN not in query_states, query_states
     assert lag_state is not Status.UP
     assert backlog_peak > backlog_before, (backlog_before, backlog_peak)
     assert group_503_at is not None and group_503_at <= threshold + 3.0, group_503_at
