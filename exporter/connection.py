@@ -46,6 +46,7 @@ from exporter.failures import (
     refused_everywhere,
     server_message,
 )
+from exporter.results import FailureReason
 from exporter.tls import TlsError, tls_failure
 
 log = logging.getLogger(__name__)
@@ -299,6 +300,13 @@ class CassandraConnection:
             return None
         message = exc.args[0] if exc.args else "no host available"
         return NoHostAvailable(message, {**(exc.errors or {}), **found})
+
+    def why_not_connected(self) -> tuple[FailureReason, str]:
+        """The reason and description a request would fail with for want of a session:
+        `tls` or `auth` when the last attempt to connect was refused so."""
+        exc = NotConnected("no Cassandra session yet")
+        exc.__cause__ = self._connect_error
+        return classify(exc), describe(exc)
 
     def _require_session(self) -> Session:
         if self._session is None or self._session.is_shutdown:

@@ -13,6 +13,7 @@ from cassandra.query import PreparedStatement
 from exporter.config import Config, Consistency
 from exporter.config.latency import DeclaredQuery
 from exporter.connection import CassandraConnection, describe
+from exporter.results import FailureReason
 from exporter.tables import Table
 from probes.latency.timing import NotReady
 
@@ -55,6 +56,9 @@ class _Prepared:
     @property
     def connected(self) -> bool:
         return self.connection.connected
+
+    def why_not_connected(self) -> tuple[FailureReason, str]:
+        return self.connection.why_not_connected()
 
     async def prepare(self) -> None:
         if self.statement is None:

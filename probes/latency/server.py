@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import Metric
 from exporter.config.latency import ServerLatencyConfig, queried_table
 from exporter.connection import classify, describe
 from exporter.metric_catalogue import SERVER_COORDINATOR_LATENCY_P99, SERVER_LATENCY_NODES_ANSWERED
-from exporter.results import FailureReason, ProbeOutcome
+from exporter.results import ProbeOutcome
 from probes.base import Probe, ProbeContext
 from probes.latency.requests import COMMANDS
 
@@ -129,7 +129,7 @@ class ServerLatencyProbe(Probe):
         ]
         if not self.connection.connected:
             self.latencies, self.answered = [], {}
-            return ProbeOutcome.failed(FailureReason.UNAVAILABLE, "no Cassandra session yet")
+            return ProbeOutcome.failed(*self.connection.why_not_connected())
         answers = await asyncio.gather(*(self._node(h) for h in hosts), return_exceptions=True)
         worst: dict[tuple[str, str, str, str], tuple[float, int]] = {}
         answered: dict[str, int] = dict.fromkeys(self.config.datacenters.all, 0)

@@ -39,6 +39,10 @@ class TimedRequest(Protocol):
         """A session exists; while not, slots are neither issued nor counted."""
         ...
 
+    def why_not_connected(self) -> tuple[FailureReason, str]:
+        """Why there is no session (the reason a request would fail with)."""
+        ...
+
     async def prepare(self) -> None:
         """Get ready to send (prepare statements, load keys); raise if that is not possible."""
         ...
@@ -112,7 +116,7 @@ class FixedRateLoop:
         logged: str | None = None
         while True:
             if not self.request.connected:
-                self.not_ready = (FailureReason.UNAVAILABLE, "no Cassandra session yet")
+                self.not_ready = self.request.why_not_connected()
             else:
                 try:
                     await self.request.prepare()

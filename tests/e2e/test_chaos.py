@@ -1,6 +1,6 @@
 """`make chaos` beside `make run`: the fault story on the demo, its alerts in a real Prometheus.
 
-The demo runs on the suite's testbed with its rules' `for:` at 20 s; `python -m testbed
+The demo runs on the suite's testbed with its rules' `for:` at 10 s; `python -m testbed
 chaos` plays every step; each alert it targets must go pending, fire and resolve, as the
 chaos command saw it and as Prometheus's own ALERTS series recorded it.
 """
@@ -28,7 +28,7 @@ from tests.support import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 
-ALERT_FOR = "20s"
+ALERT_FOR = "10s"
 TRANSITION = re.compile(r"chaos: (\w+): (\S+) (pending|firing|resolved) after (\d+) s")
 
 

@@ -33,6 +33,9 @@ class FakeRequest:
         self.prepare_error: Exception | None = None
         self.sent = 0
 
+    def why_not_connected(self) -> tuple[FailureReason, str]:
+        return FailureReason.UNAVAILABLE, "no Cassandra session yet"
+
     async def prepare(self) -> None:
         if self.prepare_error is not None:
             raise self.prepare_error
