@@ -56,6 +56,9 @@ def server_probe(running: Any) -> ServerLatencyProbe:
     return next(p for p in running.exporter.probes if isinstance(p, ServerLatencyProbe))
 
 
+# Two more tries: one stall of the machine (a collection, the commit log's fsync) in the
+# 300 samples puts the p99 over the threshold, and the busy-machine guard cannot see it.
+@pytest.mark.flaky(reruns=2, reruns_delay=2)
 async def test_healthy_cluster_p99s_are_far_under_thresholds_and_agree_with_exact_and_prometheus(
     make_config: Callable[..., dict[str, Any]], testbed_cluster: Any
 ) -> None:

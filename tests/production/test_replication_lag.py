@@ -36,7 +36,11 @@ def lag_config(make: Callable[..., dict[str, Any]]) -> dict[str, Any]:
             "latency": {"interval": "1200ms", "timeout": "1s", "min_samples": 20},
         },
         "health": {
+            # Judged every 500 ms, two breaching readings in a row: a readiness group that
+            # answers within the threshold + 3 s on this small machine, as a deployment would
+            # tune it for its readiness probes.
             "evaluation_interval": "500ms",
+            "raise_after": 2,
             "groups": {
                 GROUP: {
                     "checks": [f"replication_lag/{EU}", f"query_latency_p99/{EU}"],
