@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from exporter.config.base import parse_duration
 from testbed.cluster import TestbedCluster, default_base_dir
 from testbed.demo import read_state
 from testbed.errors import TestbedError
@@ -78,19 +79,18 @@ class StepResult:
 def alert_states(prometheus: str, attempts: int = 5) -> list[dict[str, Any]]:
     """The active alerts (pending or firing) of the Prometheus at `prometheus`; a few tries
     before giving up, since a busy Prometheus may not answer one request in time."""
+    failure: Exception | None = None
     for attempt in range(attempts):
+        if attempt:
+            time.sleep(POLL_SECONDS)
         try:
             with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5.0) as response:
                 body = json.loads(response.read())
             alerts: list[dict[str, Any]] = body["data"]["alerts"]
             return alerts
         except (OSError, ValueError, KeyError) as exc:
-            if attempt == attempts - 1:
-                raise TestbedError(
-                    f"the demo's Prometheus at {prometheus} does not answer: {exc}"
-                ) from None
-            time.sleep(POLL_SECONDS)
-    raise AssertionError("unreachable")
+            failure = exc
+    raise TestbedError(f"the demo's Prometheus at {prometheus} does not answer: {failure}")
 
 
 def state_of(target: Target, alerts: Sequence[dict[str, Any]]) -> str:
@@ -257,7 +257,7 @@ def play(
     demo = read_state(cluster.base_dir)
     alert_for = demo.get("alert_for")
     if fire_within is None:
-        for_seconds = COMMITTED_FOR_SECONDS if alert_for is None else _seconds(alert_for)
+        for_seconds = COMMITTED_FOR_SECONDS if alert_for is None else parse_duration(alert_for)
         fire_within = for_seconds + FIRE_MARGIN_SECONDS
     chosen = story(cluster, int(demo["workload_pid"]))
     if steps:
@@ -274,12 +274,6 @@ def play(
     for step in chosen:
         results.append(play_step(step, demo["prometheus"], fire_within))
     return results
-
-
-def _seconds(text: str) -> float:
-    from exporter.config.base import parse_duration
-
-    return parse_duration(text)
 
 
 class _Parser(argparse.ArgumentParser):

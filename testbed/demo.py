@@ -30,7 +30,7 @@ from exporter.generate.settings import Settings
 from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
 from testbed.cluster import TestbedCluster, repo_root
 from testbed.errors import TestbedError
-from testbed.processes import die_with_parent
+from testbed.processes import die_with_parent, is_alive, stop_child
 from testbed.prometheus import PrometheusServer
 from testbed.workload.read_models import (
     audit_orders_by_customer,
@@ -112,20 +112,12 @@ async def _start_workload(cluster: TestbedCluster, keyspace: str) -> subprocess.
         if b"workload running" in written:
             return process
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
+            stop_child(process)
             tail = written.decode(errors="replace").strip().splitlines()[-5:]
             raise TestbedError(f"the reference workload did not start: {' / '.join(tail)}")
         await asyncio.sleep(0.2)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 DEFAULT_ALERT_FOR = "30s"
@@ -166,7 +158,7 @@ def read_state(base_dir: Path) -> dict[str, Any]:
     except (FileNotFoundError, ValueError):
         state = {}
     pid = state.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(pid, int) or not is_alive(pid):
         raise TestbedError(
             f"no demo runs on the testbed in {base_dir}; start it with `make run` "
             "(or `python -m testbed demo`) in another terminal"
@@ -174,14 +166,6 @@ def read_state(base_dir: Path) -> dict[str, Any]:
     return state
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def run_demo(
@@ -247,7 +231,7 @@ async def run_demo(
         if prometheus is not None:
             prometheus.stop()
         if workload is not None:
-            _stop(workload)
+            stop_child(workload)
         if started_here:
             log.info("stopping the testbed")
             await loop.run_in_executor(None, cluster.down)

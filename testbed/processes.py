@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -92,6 +93,18 @@ def terminate(pid: int, grace: float) -> None:
     if not wait_for_exit(pid, grace):
         send(pid, signal.SIGKILL)
         wait_for_exit(pid, 30.0)
+
+
+def stop_child(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    """End a child started with Popen: SIGTERM, and SIGKILL after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)

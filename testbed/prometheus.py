@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from testbed.errors import TestbedError
-from testbed.processes import die_with_parent
+from testbed.processes import die_with_parent, stop_child
 
 BINARY = "/usr/bin/prometheus"
 READY_TIMEOUT = 60.0
@@ -104,11 +104,5 @@ class PrometheusServer:
             return False
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_child(self.process)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from exporter.quantiles import BucketHistogram, SlidingHistogram
 from exporter.schema import ensure_schema
 from probes.latency.probe import LatencyProbe
 from probes.latency.series import LatencySeries, Operation
+from testbed.prometheus import PrometheusServer
 from tests.support import RunningExporter
 
 RATE = 10
@@ -144,37 +144,15 @@ class Prometheus:
 
 @contextmanager
 def prometheus_scraping(target: str) -> Iterator[Prometheus]:
-    """Run /usr/bin/prometheus scraping `target` (host:port) once per second."""
-    binary = shutil.which("prometheus")
-    assert binary is not None, "prometheus is not installed (the Debian package provides it)"
-    port = free_port()
+    """Run Debian's Prometheus scraping `target` (host:port) once per second."""
     with tempfile.TemporaryDirectory(prefix="cqrs-prometheus-") as folder:
-        config = Path(folder) / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: cqrs\n    static_configs: [{{targets: ['{target}']}}]\n"
-        )
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder}/data",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        server = PrometheusServer(
+            Path(folder), [target], free_port(), scrape_interval="1s", evaluation_interval="1s"
+        ).start()
         try:
-            yield Prometheus(f"http://127.0.0.1:{port}", port)
+            yield Prometheus(server.url, server.port)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
+            server.stop()
 
 
 async def wait_for(check: Callable[[], Any], *, timeout: float, message: str) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +51,10 @@ class Faults:
     def refresh(self) -> None:
         """Adopt the server PIDs another process saved (e.g. `chaos` restarted a node): a
         node whose remembered process is gone may run again under a PID only the state
-        file knows."""
+        file knows. Reads the state file only when a remembered process is gone."""
+        proxy_gone = self.replication_proxy and self.proxies.live_pid() is None
+        if not proxy_gone and all(node.live_pid() is not None for node in self.nodes):
+            return
         try:
             saved = state.read(self.base_dir)
         except TestbedError:
@@ -72,11 +74,11 @@ class Faults:
         return pid
 
     @staticmethod
-    def _wait_until(check: Callable[[], bool], timeout: float, message: str) -> None:
+    def _wait_for_state(node: Node, wanted: str, failure: str, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while not check():
+        while node.state() != wanted:
             if time.monotonic() >= deadline:
-                raise TestbedError(message)
+                raise TestbedError(f"{node.name} {failure}")
             time.sleep(0.05)
 
     # --- faults: a node's process ---------------------------------------------------
@@ -85,18 +87,13 @@ class Faults:
         """Freeze the node(s) with SIGSTOP: they keep their sockets but answer nothing."""
         for each in self.select(dc, node):
             processes.send(self._require_pid(each), signal.SIGSTOP)
-            self._wait_until(
-                lambda n=each: n.state() == "paused", 10.0, f"{each.name} did not stop on SIGSTOP"
-            )
+            self._wait_for_state(each, "paused", "did not stop on SIGSTOP")
 
     def resume(self, dc: str, node: int | None = None) -> None:
         """Let paused node(s) run again with SIGCONT."""
         for each in self.select(dc, node):
             processes.send(self._require_pid(each), signal.SIGCONT)
-            self._wait_until(
-                lambda n=each: n.state() == "running", 10.0,
-                f"{each.name} did not continue on SIGCONT",
-            )
+            self._wait_for_state(each, "running", "did not continue on SIGCONT")
 
     def kill(self, dc: str, node: int | None = None) -> None:
         """Crash the node(s) with SIGKILL and wait for the processes to be gone."""

@@ -13,7 +13,7 @@ from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 
 from testbed import TestbedCluster
-from tests.cluster.test_testbed import connect, eventually, run_cli
+from tests.testbed_support import connect, eventually, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 
