@@ -30,7 +30,6 @@ import yaml
 from packaging.version import Version
 
 from exporter.config import ServerConfig
-from testbed.cluster.security import make_tls_material
 from tests.chart.test_helm_image import FINAL, only
 from tests.support import free_port, serve_command
 
@@ -368,17 +367,6 @@ def check_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture(scope="session")
-def tls_stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """A real CA, certificate and key, for the TLS files a rendered config names."""
-    material = make_tls_material(tmp_path_factory.mktemp("tls") / "material", [])
-    return {
-        "ca_file": material.ca_cert.read_bytes(),
-        "cert_file": material.client_cert.read_bytes(),
-        "key_file": material.client_key.read_bytes(),
-    }
 
 
 def not_yet_known(config: dict[str, Any]) -> dict[str, Any]:
