@@ -375,6 +375,11 @@ def test_the_statefulset_validates_on_the_newest_kubernetes(chart: Chart) -> Non
         ),
         ("web-tls", {"web": {"healthPort": 9469}}, "web.healthPort must differ from"),
         (
+            "writer",
+            {"web": {"config": {"tls_server_config": {"cert_file": "/c/t.crt"}}}},
+            "web.config.tls_server_config needs cert_file and key_file, or web.tls.existingSecret",
+        ),
+        (
             "regional",
             {"cassandra": {"auth": {"passwordFrom": "file"}}},
             "cassandra.auth.passwordFrom is file but cassandra.auth.enabled is false",

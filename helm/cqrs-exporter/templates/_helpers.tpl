@@ -200,6 +200,11 @@ the chart writes itself. Each failure names the value to fix.
 {{- if and $web.tls.existingSecret (or (not $web.tls.certKey) (not $web.tls.keyKey)) }}
 {{- fail "web.tls.certKey and web.tls.keyKey are required with web.tls.existingSecret" }}
 {{- end }}
+{{- with $web.config.tls_server_config }}
+{{- if and (not $web.tls.existingSecret) (not (and .cert_file .key_file)) }}
+{{- fail "web.config.tls_server_config needs cert_file and key_file, or web.tls.existingSecret (the chart then fills them in)" }}
+{{- end }}
+{{- end }}
 {{- if eq (int $web.healthPort) (int (include "cqrs-exporter.containerPort" .)) }}
 {{- fail (printf "web.healthPort must differ from the metrics port %s" (include "cqrs-exporter.containerPort" .)) }}
 {{- end }}
