@@ -6,6 +6,7 @@
 #   make test       generated files, ruff, mypy, import contracts, then every test tier
 #   make test-unit  the tier that needs no cluster and no Java (the venv and promtool)
 #   make check      ruff, mypy (strict) and the import contracts
+#   make lock       requirements.lock, the image's dependencies pinned with their hashes
 # PYTEST_ARGS reaches pytest: `make test PYTEST_ARGS='-m "not fault"'`.
 
 PYTHON ?= python3
@@ -14,9 +15,12 @@ BIN    := $(VENV)/bin
 SETUP  := scripts/setup.sh
 TIERS  := tests/unit tests/chart tests/cluster tests/e2e tests/production
 PYTEST_ARGS ?=
+# The lock's tool, installed into the venv by `make lock` only; LOCK_ARGS=--upgrade moves pins.
+UV_VERSION ?= 0.13.9
+LOCK_ARGS ?=
 
 .PHONY: install setup-run setup-test setup-unit run chaos test test-unit lint typecheck contracts \
-	check generate check-generated down clean
+	check generate check-generated down clean lock
 
 $(BIN)/cqrs-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +62,15 @@ generate: install
 
 check-generated: install
 	$(BIN)/cqrs-exporter generate --check
+
+# Pyproject's runtime dependencies resolved for the image (CPython 3.11 on Linux), every
+# version pinned with the hashes of all its files; the Dockerfile installs from it with
+# --require-hashes. Pins already in the file are kept unless pyproject needs others.
+lock: install
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform linux \
+		--generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS) \
+		pyproject.toml -o requirements.lock
 
 down: install
 	$(BIN)/python -m testbed down

@@ -27,7 +27,9 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.version import Version
 
+from exporter.config import ServerConfig
 from tests.chart.test_helm_image import FINAL, only
 from tests.support import free_port, serve_command
 
@@ -45,6 +47,8 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 PASSWORD_ENV = "CQRS_CASSANDRA_PASSWORD"
 CI_PASSWORD = "not-a-real-password"
 CONFIG_MAP_LIMIT = 1024 * 1024
+# The first Kubernetes whose StatefulSet pods carry the label apps.kubernetes.io/pod-index.
+SHARDING_KUBE_VERSION = "1.28.0"
 
 
 def tool(name: str) -> Path:
@@ -149,9 +153,31 @@ class Rendered:
         return self.one("Deployment")
 
     @property
+    def workload(self) -> dict[str, Any]:
+        """The Deployment, or the StatefulSet of a sharded release."""
+        (found,) = self.of_kind("Deployment") + self.of_kind("StatefulSet")
+        return found
+
+    @property
+    def pod(self) -> dict[str, Any]:
+        return self.workload["spec"]["template"]  # type: ignore[no-any-return]
+
+    @property
     def container(self) -> dict[str, Any]:
-        (container,) = self.deployment["spec"]["template"]["spec"]["containers"]
+        (container,) = self.pod["spec"]["containers"]
         return container  # type: ignore[no-any-return]
+
+    def projected(self) -> dict[str, tuple[str, str, str]]:
+        """Each file of the pod's config volume, by its path in the container: where it comes
+        from, as (configMap or secret, the object's name, its key)."""
+        (mount,) = [m for m in self.container["volumeMounts"] if m["name"] == "config"]
+        volumes = {v["name"]: v for v in self.pod["spec"]["volumes"]}
+        return {
+            f"{mount['mountPath']}/{item['path']}": (kind, source["name"], item["key"])
+            for entry in volumes["config"]["projected"]["sources"]
+            for kind, source in entry.items()
+            for item in source["items"]
+        }
 
     @property
     def config_map(self) -> dict[str, Any]:
@@ -198,7 +224,15 @@ def test_a_missing_tool_fails_rather_than_skips_and_says_how_to_install_it(
 
 
 def test_ci_values_cover_writer_regional_existing_secret_and_everything_enabled() -> None:
-    assert set(CI_VALUES) == {"writer", "regional", "existing-secret", "all-enabled"}
+    assert set(CI_VALUES) == {
+        "writer",
+        "regional",
+        "existing-secret",
+        "all-enabled",
+        "web-tls",
+        "web-existing-secret",
+        "sharded",
+    }
 
 
 def test_helm_lint_passes_strictly_for_each_ci_values_file(chart: Chart, ci_values: Path) -> None:
@@ -209,7 +243,8 @@ def test_helm_lint_passes_strictly_for_each_ci_values_file(chart: Chart, ci_valu
 
 def test_each_ci_values_file_renders_the_core_objects(rendered: Rendered) -> None:
     kinds = {o["kind"] for o in rendered.objects}
-    assert {"Deployment", "Service", "ConfigMap", "ServiceAccount", "Pod"} <= kinds
+    assert {"Service", "ConfigMap", "ServiceAccount", "Pod"} <= kinds
+    assert len(kinds & {"Deployment", "StatefulSet"}) == 1
     for obj in rendered.objects:
         assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
         labels = obj["metadata"]["labels"]
@@ -218,9 +253,18 @@ def test_each_ci_values_file_renders_the_core_objects(rendered: Rendered) -> Non
 
 
 def test_one_exporter_per_release_never_two_at_once(rendered: Rendered) -> None:
-    spec = rendered.deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    """One Deployment pod, replaced by Recreate; or, sharded, one StatefulSet pod per shard,
+    each ordinal (so shard 0, the only writer) at most once at any time."""
+    spec = rendered.workload["spec"]
+    if rendered.workload["kind"] == "StatefulSet":
+        args = rendered.container["args"]
+        shards = int(args[args.index("--shard") + 1].rpartition("/")[2])
+        assert spec["replicas"] == shards >= 2
+        assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+        assert rendered.of_kind("Deployment") == []
+    else:
+        assert spec["replicas"] == 1
+        assert spec["strategy"] == {"type": "Recreate"}
 
 
 # --- kubeconform, offline -------------------------------------------------------------------
@@ -270,6 +314,12 @@ def core_manifests(rendered: Rendered) -> str:
 def test_kubeconform_strict_accepts_every_core_object(
     chart: Chart, ci_values: Path, kube_version: str
 ) -> None:
+    if ci_values == ci("sharded") and Version(kube_version) < Version(SHARDING_KUBE_VERSION):
+        # The pod-index label the shards read their index from is not there: refused.
+        result = chart.template(ci_values, kube_version=kube_version)
+        assert result.returncode != 0
+        assert "sharding.enabled needs Kubernetes 1.28 or later" in result.stderr
+        return
     rendered = chart.render(ci_values, kube_version=kube_version)
     core = [o for o in rendered.objects if o["kind"] not in CRD_KINDS]
     result = kubeconform(core_manifests(rendered), kube_version)
@@ -319,9 +369,40 @@ def check_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def test_rendered_config_passes_the_real_check_config(rendered: Rendered, tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(rendered.config_text, encoding="utf-8")
+def not_yet_known(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without the keys the chart writes for exporter features this checkout's
+    exporter may not have yet (they arrive with the web config); unchanged once it has them.
+    test_the_exporter_takes_every_key_and_argument_the_chart_gives checks they do arrive."""
+    config = copy.deepcopy(config)
+    if "health_listen" not in ServerConfig.model_fields:
+        config.get("server", {}).pop("health_listen", None)
+    return config
+
+
+def mount(rendered: Rendered, root: Path, tls: dict[str, bytes]) -> Path:
+    """The pod's config volume laid out under `root` as the kubelet would mount it: config.yaml
+    with its paths moved under `root`, a stand-in value for every Secret key, and a real CA,
+    certificate and key where the config names TLS files. Returns config.yaml's path."""
+    config_dir = "/etc/cqrs-exporter"
+    moved = f"{root}{config_dir}"
+    for path, (kind, name, _key) in rendered.projected().items():
+        target = Path(f"{root}{path}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"secret-from-{name}" if kind == "secret" else "", encoding="utf-8")
+    for field, data in tls.items():
+        if field in rendered.config["cluster"].get("tls", {}):
+            Path(f"{root}{rendered.config['cluster']['tls'][field]}").write_bytes(data)
+    text = yaml.safe_dump(not_yet_known(rendered.config)).replace(config_dir, moved)
+    path = Path(moved) / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_rendered_config_passes_the_real_check_config(
+    rendered: Rendered, tmp_path: Path, tls_stand_ins: dict[str, bytes]
+) -> None:
+    """As the pod has it: the Secrets' environment variables set, their files mounted."""
+    path = mount(rendered, tmp_path, tls_stand_ins)
     result = check_config(path, secret_env(rendered))
     assert result.returncode == 0, result.stderr
     assert f"{path}: OK" in result.stdout
@@ -406,13 +487,7 @@ def test_tls_files_named_in_the_config_are_mounted(chart: Chart) -> None:
     tls = rendered.config["cluster"]["tls"]
     (mount,) = [m for m in rendered.container["volumeMounts"] if m["name"] == "config"]
     assert mount["readOnly"] is True
-    volumes = {v["name"]: v for v in rendered.deployment["spec"]["template"]["spec"]["volumes"]}
-    projected = {
-        f"{mount['mountPath']}/{item['path']}": (kind, source["name"], item["key"])
-        for entry in volumes["config"]["projected"]["sources"]
-        for kind, source in entry.items()
-        for item in source["items"]
-    }
+    projected = rendered.projected()
     assert projected[tls["ca_file"]] == ("secret", "cassandra-exporter-tls", "ca.crt")
     assert projected[tls["cert_file"]] == ("secret", "cassandra-exporter-tls", "tls.crt")
     assert projected[tls["key_file"]] == ("secret", "cassandra-exporter-tls", "tls.key")
@@ -462,7 +537,7 @@ def test_the_deploy_guide_values_render_configs_the_exporter_accepts(
 
 
 def test_pod_and_container_are_hardened(rendered: Rendered) -> None:
-    pod = rendered.deployment["spec"]["template"]["spec"]
+    pod = rendered.pod["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
@@ -477,26 +552,47 @@ def test_pod_and_container_are_hardened(rendered: Rendered) -> None:
     assert test_pod["spec"]["containers"][0]["securityContext"] == context
 
 
-def test_resources_are_left_to_the_user_by_default(chart: Chart) -> None:
-    assert chart.render(ci("writer")).container["resources"] == {}
+def test_resources_default_to_the_measured_footprint_with_no_cpu_limit(chart: Chart) -> None:
+    """About 69 MB RSS and 8 % of a core measured at defaults: requested with a margin, a
+    memory limit with headroom, and no CPU limit, whose throttling would skew the timings."""
+    assert chart.render(ci("writer")).container["resources"] == {
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    values = (CHART / "values.yaml").read_text(encoding="utf-8")
+    assert "about 69 MB RSS and 8 % of one core" in values
     limited = chart.render(ci("all-enabled")).container["resources"]
-    assert limited["limits"] == {"memory": "256Mi"}
+    assert limited["requests"] == {"cpu": "100m", "memory": "128Mi"}
 
 
 def test_liveness_and_readiness_probe_the_health_endpoints(rendered: Rendered) -> None:
+    """On the main port; on the plain health port when the web config needs TLS or auth."""
     container = rendered.container
-    (port,) = container["ports"]
+    port, *health = container["ports"]
     assert port == {"name": "http", "containerPort": 9469, "protocol": "TCP"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    probed = "health" if health else "http"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": probed}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": probed}
     assert rendered.config["server"]["listen"] == "0.0.0.0:9469"
-    service = rendered.one("Service")
+    if health:
+        (health_port,) = health
+        assert health_port["name"] == "health"
+        listen = rendered.config["server"]["health_listen"]
+        assert listen == f"0.0.0.0:{health_port['containerPort']}"
+    else:
+        assert "health_listen" not in rendered.config["server"]
+    (service,) = [s for s in rendered.of_kind("Service") if s["spec"].get("clusterIP") != "None"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"
-    assert service["spec"]["selector"] == rendered.deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == rendered.workload["spec"]["selector"]["matchLabels"]
 
 
 def test_the_deployment_runs_the_image_command_on_its_exposed_port(rendered: Rendered) -> None:
-    assert rendered.container["args"] == json.loads(only(FINAL, "CMD"))
+    command = json.loads(only(FINAL, "CMD"))
+    args = rendered.container["args"]
+    assert args[: len(command)] == command
+    # Then only the web config and the shard, each as an option and its value.
+    extra = dict(zip(args[len(command) :: 2], args[len(command) + 1 :: 2], strict=True))
+    assert set(extra) <= {"--web.config.file", "--shard"}
     assert "command" not in rendered.container, "the image's ENTRYPOINT is kept"
     assert rendered.container["ports"][0]["containerPort"] == int(only(FINAL, "EXPOSE"))
 

@@ -1,5 +1,6 @@
 """The container image the chart runs, checked without a container engine: the Dockerfile's
-stages, user and entrypoint, and a wheel built from exactly what the build stage copies."""
+stages, user and entrypoint, the hash-pinned install, and a wheel built from exactly what the
+build stage copies."""
 
 from __future__ import annotations
 
@@ -63,10 +64,10 @@ def only(stage: list[Instruction], keyword: str) -> str:
 
 
 def copies(stage: list[Instruction]) -> list[str]:
-    """Every source path the stage COPYs from the build context."""
+    """Every source path the stage COPYs from the build context (not from another stage)."""
     sources: list[str] = []
     for instruction in stage:
-        if instruction.keyword == "COPY":
+        if instruction.keyword == "COPY" and "--from=" not in instruction.args:
             words = [w for w in shlex.split(instruction.args) if not w.startswith("--")]
             sources += [w.rstrip("/") for w in words[:-1]]
     return sources
@@ -108,15 +109,34 @@ def test_the_chart_runs_the_image_this_version_builds() -> None:
     assert chart["appVersion"] == PYPROJECT["project"]["version"]
 
 
-def test_final_stage_has_no_build_tools_and_installs_offline_from_the_wheels() -> None:
+VENV = "/opt/cqrs-exporter"
+
+
+def test_final_stage_has_no_build_tools_and_takes_only_the_built_environment() -> None:
     assert copies(FINAL) == [], "the final stage copies no source"
     runs = " ".join(i.args for i in FINAL if i.keyword == "RUN")
-    for tool in ("build-essential", "gcc", "apt-get install", "pip wheel", "git"):
+    for tool in ("build-essential", "gcc", "apt-get install", "pip ", "git"):
         assert tool not in runs
-    assert "--mount=type=bind,from=build,source=/wheels,target=/wheels" in runs
-    assert "pip install --no-cache-dir --no-index --find-links /wheels" in runs
-    assert PYPROJECT["project"]["name"] in runs
-    assert "[test]" not in runs
+    (copy,) = [i.args for i in FINAL if i.keyword == "COPY"]
+    assert copy == f"--from=build {VENV} {VENV}"
+    env = " ".join(i.args for i in FINAL if i.keyword == "ENV")
+    assert f"PATH={VENV}/bin:$PATH" in env
+
+
+def test_build_stage_installs_the_lock_with_hashes_then_the_project_without_dependencies() -> None:
+    runs = [i.args for i in BUILD if i.keyword == "RUN"]
+    pip = f"{VENV}/bin/pip install --no-cache-dir"
+    locked = f"{pip} --require-hashes -r requirements.lock"
+    (lock,) = [n for n, run in enumerate(runs) if locked in run]
+    (project,) = [n for n, run in enumerate(runs) if f"{pip} --no-deps ." in run]
+    assert lock < project
+    assert f"{VENV}/bin/pip check" in runs[project]
+    assert "[test]" not in " ".join(runs)
+    # The lock is copied, and installed, before the source: its layer outlives code changes.
+    keywords = [(i.keyword, i.args) for i in BUILD]
+    assert keywords.index(("COPY", "requirements.lock ./")) < keywords.index(
+        ("COPY", "pyproject.toml README.md ./")
+    )
 
 
 def package_dirs() -> set[str]:
@@ -126,7 +146,12 @@ def package_dirs() -> set[str]:
 
 
 def test_build_stage_copies_exactly_what_pyproject_packages() -> None:
-    expected = {"pyproject.toml", PYPROJECT["project"]["readme"], *package_dirs()}
+    expected = {
+        "pyproject.toml",
+        "requirements.lock",
+        PYPROJECT["project"]["readme"],
+        *package_dirs(),
+    }
     assert set(copies(BUILD)) == expected
 
 
@@ -198,7 +223,7 @@ def test_a_wheel_built_from_the_copied_files_holds_the_packages_and_the_entrypoi
     top_level = {n.split("/")[0] for n in names if n.endswith(".py")}
     assert top_level == package_dirs()
     assert "cqrs-exporter = exporter.cli:main" in entry_points
-    # The runtime dependencies pip will install in the final stage are pyproject's, no more.
+    # The runtime dependencies `pip check` holds the lock to are pyproject's, no more.
     installed = {
         (r.name, r.specifier)
         for r in map(Requirement, metadata.get_all("Requires-Dist") or [])

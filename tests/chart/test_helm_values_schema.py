@@ -41,6 +41,18 @@ def refused(chart: Chart, overrides: dict[str, Any]) -> str:
         ({"serviceMonitor": {"interval": "15 seconds"}}, "at '/serviceMonitor/interval'"),
         ({"region": "us east"}, "at '/region'"),
         ({"config": {"thresholds": "1s"}}, "at '/config/thresholds': got string, want object"),
+        (
+            {"cassandra": {"auth": {"passwordFrom": "volume"}}},
+            "at '/cassandra/auth/passwordFrom': value must be one of 'env', 'file'",
+        ),
+        ({"sharding": {"shards": 0}}, "at '/sharding/shards'"),
+        ({"web": {"healthPort": 70000}}, "at '/web/healthPort'"),
+        ({"serviceMonitor": {"scheme": "ftp"}}, "at '/serviceMonitor/scheme'"),
+        (
+            {"serviceMonitor": {"basicAuth": {"username": {"name": "s"}}}},
+            "at '/serviceMonitor/basicAuth/username': missing property 'key'",
+        ),
+        ({"networkPolicy": {"metricsFrom": {}}}, "at '/networkPolicy/metricsFrom'"),
     ],
 )
 def test_a_wrong_value_type_is_refused_naming_the_value(
@@ -60,6 +72,18 @@ def test_a_wrong_value_type_is_refused_naming_the_value(
             "passwordSecret",
         ),
         ({"config": {"thresholds": {}, "threshold": {}}}, "at '/config'", "threshold"),
+        ({"web": {"config": {"tls_config": {}}}}, "at '/web/config'", "tls_config"),
+        (
+            {"serviceMonitor": {"tlsConfig": {"ca_file": "/ca.crt"}}},
+            "at '/serviceMonitor/tlsConfig'",
+            "ca_file",
+        ),
+        ({"sharding": {"count": 2}}, "at '/sharding'", "count"),
+        (
+            {"networkPolicy": {"metricsFrom": [{"namespaceSelectors": {}}]}},
+            "at '/networkPolicy/metricsFrom/0'",
+            "namespaceSelectors",
+        ),
     ],
 )
 def test_an_unknown_value_is_refused_naming_the_key(
@@ -70,8 +94,10 @@ def test_an_unknown_value_is_refused_naming_the_key(
 
 
 def test_every_section_of_the_exporter_config_may_be_given_under_config() -> None:
-    """The schema's `config` keys are the exporter's own top-level sections, no more, no less."""
-    assert set(SCHEMA["properties"]["config"]["properties"]) == set(Config.model_fields)
+    """The schema's `config` keys are the exporter's own top-level sections, no more, no less;
+    `sharding` is among them so that the templates can say to use the chart's own value."""
+    sections = set(Config.model_fields) | {"sharding"}
+    assert set(SCHEMA["properties"]["config"]["properties"]) == sections
     assert SCHEMA["properties"]["config"]["additionalProperties"] is False
 
 

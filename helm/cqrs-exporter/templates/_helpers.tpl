@@ -71,6 +71,82 @@ CQRS_CASSANDRA_PASSWORD
 /etc/cqrs-exporter
 {{- end }}
 
+{{/* Where the password file is mounted with cassandra.auth.passwordFrom: file. */}}
+{{- define "cqrs-exporter.passwordFile" -}}
+{{ include "cqrs-exporter.configDir" . }}/cassandra/password
+{{- end }}
+
+{{/* The web config: "true" when one is given, inline or as an existing Secret. */}}
+{{- define "cqrs-exporter.webEnabled" -}}
+{{- if or .Values.web.config .Values.web.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the main port needs TLS or basic auth, so the kubelet's probes go to a plain-HTTP
+health listener: the inline web config has tls_server_config or basic_auth_users, or the web
+config is an existing Secret the chart cannot read.
+*/}}
+{{- define "cqrs-exporter.healthSplit" -}}
+{{- $web := .Values.web }}
+{{- if $web.existingSecret }}true
+{{- else if or (hasKey $web.config "tls_server_config") (hasKey $web.config "basic_auth_users") }}true
+{{- end }}
+{{- end }}
+
+{{- define "cqrs-exporter.webDir" -}}
+{{ include "cqrs-exporter.configDir" . }}/web
+{{- end }}
+
+{{- define "cqrs-exporter.webConfigFile" -}}
+{{ include "cqrs-exporter.webDir" . }}/web-config.yml
+{{- end }}
+
+{{- define "cqrs-exporter.webSecretName" -}}
+{{- if .Values.web.existingSecret }}
+{{- .Values.web.existingSecret }}
+{{- else }}
+{{- include "cqrs-exporter.fullname" . | trunc 59 | trimSuffix "-" }}-web
+{{- end }}
+{{- end }}
+
+{{/*
+The web config the chart puts in its Secret: `web.config`, with the mounted certificate's
+files filled in where tls_server_config leaves them out.
+*/}}
+{{- define "cqrs-exporter.webConfig" -}}
+{{- $web := .Values.web }}
+{{- $config := deepCopy $web.config }}
+{{- if and $web.tls.existingSecret (hasKey $config "tls_server_config") }}
+{{- $dir := include "cqrs-exporter.webDir" . }}
+{{- $tls := deepCopy (get $config "tls_server_config" | default dict) }}
+{{- if not (hasKey $tls "cert_file") }}
+{{- $_ := set $tls "cert_file" (printf "%s/%s" $dir $web.tls.certKey) }}
+{{- end }}
+{{- if not (hasKey $tls "key_file") }}
+{{- $_ := set $tls "key_file" (printf "%s/%s" $dir $web.tls.keyKey) }}
+{{- end }}
+{{- if and $web.tls.clientCaKey (not (hasKey $tls "client_ca_file")) }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/%s" $dir $web.tls.clientCaKey) }}
+{{- end }}
+{{- $_ := set $config "tls_server_config" $tls }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{- define "cqrs-exporter.healthPort" -}}
+{{ int .Values.web.healthPort }}
+{{- end }}
+
+{{/* The port the kubelet probes: the health listener's when split off, else the main one. */}}
+{{- define "cqrs-exporter.probePort" -}}
+{{ if include "cqrs-exporter.healthSplit" . }}health{{ else }}http{{ end }}
+{{- end }}
+
+{{/* The headless Service that names the StatefulSet's pods when sharding. */}}
+{{- define "cqrs-exporter.headlessName" -}}
+{{ include "cqrs-exporter.fullname" . | trunc 54 | trimSuffix "-" }}-headless
+{{- end }}
+
 {{/*
 Checks the values that the schema cannot: required values, and the keys under `config` that
 the chart writes itself. Each failure names the value to fix.
@@ -111,6 +187,30 @@ the chart writes itself. Each failure names the value to fix.
 {{- else if or $auth.password $auth.existingSecret }}
 {{- fail "cassandra.auth.password or existingSecret is set but cassandra.auth.enabled is false: enable it, or remove them" }}
 {{- end }}
+{{- if and (eq $auth.passwordFrom "file") (not $auth.enabled) }}
+{{- fail "cassandra.auth.passwordFrom is file but cassandra.auth.enabled is false: enable it, or remove passwordFrom" }}
+{{- end }}
+{{- $web := $v.web }}
+{{- if and $web.config $web.existingSecret }}
+{{- fail "set only one of web.config and web.existingSecret" }}
+{{- end }}
+{{- if and $web.tls.existingSecret (not (or $web.config $web.existingSecret)) }}
+{{- fail "web.tls.existingSecret is set but there is no web config: set web.config (with tls_server_config) or web.existingSecret" }}
+{{- end }}
+{{- if and $web.tls.existingSecret (or (not $web.tls.certKey) (not $web.tls.keyKey)) }}
+{{- fail "web.tls.certKey and web.tls.keyKey are required with web.tls.existingSecret" }}
+{{- end }}
+{{- with $web.config.tls_server_config }}
+{{- if and (not $web.tls.existingSecret) (not (and .cert_file .key_file)) }}
+{{- fail "web.config.tls_server_config needs cert_file and key_file, or web.tls.existingSecret (the chart then fills them in)" }}
+{{- end }}
+{{- end }}
+{{- if eq (int $web.healthPort) (int (include "cqrs-exporter.containerPort" .)) }}
+{{- fail (printf "web.healthPort must differ from the metrics port %s" (include "cqrs-exporter.containerPort" .)) }}
+{{- end }}
+{{- if and $v.sharding.enabled (not (semverCompare ">=1.28.0-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail (printf "sharding.enabled needs Kubernetes 1.28 or later (the pod label apps.kubernetes.io/pod-index); this cluster is %s" .Capabilities.KubeVersion.Version) }}
+{{- end }}
 {{- $tls := $v.cassandra.tls }}
 {{- if and $tls.enabled (ne (empty $tls.certKey) (empty $tls.keyKey)) }}
 {{- fail "cassandra.tls.certKey and cassandra.tls.keyKey go together: set both or neither" }}
@@ -134,10 +234,13 @@ the chart writes itself. Each failure names the value to fix.
 {{- if hasKey $server "listen" }}
 {{- fail "config.server.listen: the chart sets it (the container listens on port 9469; set service.port for the Service's port)" }}
 {{- end }}
-{{- range $key, $value := dict "log_level" "logLevel" "log_format" "logFormat" }}
+{{- range $key, $value := dict "log_level" "logLevel" "log_format" "logFormat" "web_config_file" "web.config or web.existingSecret" "health_listen" "web.healthPort" }}
 {{- if hasKey $server $key }}
 {{- fail (printf "config.server.%s: set %s instead" $key $value) }}
 {{- end }}
+{{- end }}
+{{- if hasKey $config "sharding" }}
+{{- fail "config.sharding: set sharding.enabled and sharding.shards instead (each pod takes its index from its ordinal)" }}
 {{- end }}
 {{- if hasKey ((($config.probes | default dict).replication) | default dict) "mode" }}
 {{- fail "config.probes.replication.mode: set role instead (writer or regional)" }}
@@ -146,7 +249,8 @@ the chart writes itself. Each failure names the value to fix.
 
 {{/*
 The exporter's config.yaml: `config` from the values, with the keys the chart owns written in.
-Secrets appear only as references ({env: ...}); their values stay in the Secret.
+Secrets appear only as references ({env: ...} or {file: ...}); their values stay in the Secret.
+The web config is not named here: `serve --web.config.file` gives it.
 */}}
 {{- define "cqrs-exporter.config" -}}
 {{- include "cqrs-exporter.validate" . }}
@@ -157,6 +261,9 @@ Secrets appear only as references ({env: ...}); their values stay in the Secret.
 {{- $_ := set $cluster "port" (int $v.cassandra.port) }}
 {{- if $v.cassandra.auth.enabled }}
 {{- $password := dict "env" (include "cqrs-exporter.passwordEnv" .) }}
+{{- if eq $v.cassandra.auth.passwordFrom "file" }}
+{{- $password = dict "file" (include "cqrs-exporter.passwordFile" .) }}
+{{- end }}
 {{- $_ := set $cluster "auth" (dict "username" $v.cassandra.auth.username "password" $password) }}
 {{- end }}
 {{- $tls := $v.cassandra.tls }}
@@ -182,6 +289,9 @@ Secrets appear only as references ({env: ...}); their values stay in the Secret.
 {{- $_ := set $server "listen" (printf "0.0.0.0:%d" (int (include "cqrs-exporter.containerPort" .))) }}
 {{- $_ := set $server "log_level" $v.logLevel }}
 {{- $_ := set $server "log_format" $v.logFormat }}
+{{- if include "cqrs-exporter.healthSplit" . }}
+{{- $_ := set $server "health_listen" (printf "0.0.0.0:%s" (include "cqrs-exporter.healthPort" .)) }}
+{{- end }}
 {{- $_ := set $config "server" $server }}
 {{- $probes := deepCopy ($v.config.probes | default dict) }}
 {{- $replication := deepCopy ($probes.replication | default dict) }}
