@@ -226,3 +226,26 @@ async def test_oversized_request_lines_and_headers_get_400() -> None:
             http.get(f"{base}/health/live", headers={"X-Big": "b" * 400}) as response,
         ):
             assert response.status in (400, 431)
+
+
+async def test_schemathesis_finds_the_exporter_conforming_over_tls_with_auth(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_health_openapi import run_schemathesis
+
+    certs = make_certificates(tmp_path)
+    web = write_web_config(
+        tmp_path / "web.yml",
+        {
+            "tls_server_config": {"cert_file": str(certs.cert), "key_file": str(certs.key)},
+            "basic_auth_users": {"prometheus": bcrypt_hash(PASSWORD)},
+        },
+    )
+    async with serve_web(web) as served:
+        url = f"https://127.0.0.1:{served.port}"
+        code, output = await run_schemathesis(
+            url, max_examples=5, allow_503=True,
+            extra=["--tls-verify", str(certs.ca), "--auth", f"prometheus:{PASSWORD}"],
+        )
+    assert code == 0, output[-6000:]
+    assert "Tested: 6" in output, output[-3000:]  # every operation got past the auth
