@@ -326,12 +326,16 @@ async def main() -> None:
     parser.add_argument("--settle", type=float, default=60.0, help="seconds before the RSS")
     parser.add_argument("--load-wait", type=float, default=300.0)
     parser.add_argument("--only", choices=("idle", "storm"))
+    parser.add_argument("--output", default="hostile_clients", help="bench/results/NAME.json")
     args = parser.parse_args()
     fds = raise_fd_limit()
     start_load = await wait_for_load(2.0, args.load_wait)
     print(f"load average at start: {start_load} (fd limit {fds})", flush=True)
     results: dict[str, Any] = {
         "command": "python -m bench.hostile_clients " + " ".join(sys.argv[1:]),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
         "load_average_at_start": start_load,
         "cpus": os.cpu_count(),
     }
@@ -352,7 +356,7 @@ async def main() -> None:
             print(f"(b) scrape storm: {storm}", flush=True)
             results["scrape_storm"] = storm
     results["load_average_at_end"] = load()
-    print(f"wrote {save_results('hostile_clients', results)}")
+    print(f"wrote {save_results(args.output, results)}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Every connection is wrapped in `GuardedProtocol` before aiohttp's handler sees i
   the connection's start, or of the first byte of the next request on a kept-alive one:
   a client that trickles its headers (slowloris) or sends nothing is closed;
 - beyond `max_connections` open ones, a new connection is closed at once, before aiohttp
-  makes anything for it, except a few reserved for `GET /health/...`, so that liveness
-  keeps answering while the rest are taken;
+  makes anything for it, except a few let in on probation for `GET /health/...`, so that
+  liveness keeps answering while the rest are taken;
 - accept errors (EMFILE: "socket.accept() out of system resource") are logged at most once
   a minute, with a count; asyncio already pauses accepting for a second after each.
 
@@ -29,9 +29,12 @@ from exporter.config.server import HttpLimits
 
 log = logging.getLogger("exporter.web")
 
-RESERVED = 8
-"""Connections beyond max_connections kept for requests to /health/*."""
-RESERVED_TIMEOUT = 2.0
+RESERVED = 64
+"""Connections beyond max_connections let in on probation: each costs a socket and a small
+object (no HTTP handler) until its first bytes show a request to /health/*, else it is
+closed. A burst of hostile connections fills them only for the instant before their first
+bytes arrive, so a probe in the same burst still finds one."""
+RESERVED_TIMEOUT = 1.0
 HEALTH_PREFIX = b"GET /health/"
 END_OF_HEAD = b"\r\n\r\n"
 
@@ -85,6 +88,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._tail = b""
         self._reserved = False
+        self._counted = False
         self._head = b""
 
     # --- connection ---------------------------------------------------------------
@@ -105,17 +109,22 @@ class GuardedProtocol(asyncio.Protocol):
             return
         self._reserved = count.open >= count.limit
         count.open += 1
-        self._arm(min(self._timeout, RESERVED_TIMEOUT) if self._reserved else self._timeout)
+        self._counted = True
+        if self._reserved:  # the handler is made once the first bytes ask for /health/
+            self._arm(min(self._timeout, RESERVED_TIMEOUT))
+            return
+        self._arm(self._timeout)
         self._inner = self._make_inner()
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        if self._inner is None:
-            return
-        self._count.open -= 1
+        if self._counted:
+            self._count.open -= 1
+            self._counted = False
         inner, self._inner = self._inner, None
-        inner.connection_lost(exc)
+        if inner is not None:
+            inner.connection_lost(exc)
 
     # --- the header deadline ----------------------------------------------------------
 
@@ -135,13 +144,20 @@ class GuardedProtocol(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is None:
-            return
-        if self._reserved and len(self._head) < len(HEALTH_PREFIX):
-            self._head += data[: len(HEALTH_PREFIX)]
+        if self._reserved and self._inner is None:
+            if self._transport is None or not self._counted:
+                return
+            self._head += data
             if not self._head.startswith(HEALTH_PREFIX[: len(self._head)]):
                 self._expired()  # a reserved slot serves only the health endpoints
                 return
+            if len(self._head) < len(HEALTH_PREFIX):
+                return
+            data, self._head = self._head, b""
+            self._inner = self._make_inner()
+            self._inner.connection_made(self._transport)
+        if self._inner is None:
+            return
         if self._deadline is None:  # the first byte of a new request
             self._arm(self._timeout)
         window = self._tail + data

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from exporter.web.limits import RESERVED
 from tests.support import poll_until
 from tests.web_support import (
     PASSWORD,
@@ -208,11 +209,14 @@ async def test_beyond_the_connection_cap_only_health_is_served() -> None:
         # ... and nothing else.
         with pytest.raises(aiohttp.ClientError):
             await get(f"http://127.0.0.1:{served.port}/metrics")
-        more = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(8)]
+        more = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(RESERVED)]
         await asyncio.sleep(0.1)
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
         assert await _closed_within(reader, 2) < 1  # past every slot: closed at once
         assert served.http.sites[0].count.refused >= 1
+        # The reserved ones that asked nothing are closed soon; the slots free again.
+        assert await _closed_within(more[0][0], 3) < 2.5
+        assert (await get(f"http://127.0.0.1:{served.port}/health/live"))[0] == 200
         for _, w in [*idle, *more, (reader, writer)]:
             w.close()
 
