@@ -111,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     setup_logging(config.server.log_level, config.server.log_format.value)
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(serve(config, host, port))
+        return asyncio.run(serve(config, host, port, args.web_config_file))
     return EXIT_OK
 
 
@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("serve", help="run the exporter")
     run.add_argument("--config", required=True, metavar="PATH", help="YAML configuration file")
     run.add_argument("--listen", metavar="HOST:PORT", help="override server.listen")
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="web config (TLS, basic auth, headers; exporter-toolkit format); overrides "
+        "server.web_config_file",
+    )
     run.set_defaults(func=cmd_serve)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")

@@ -8,11 +8,11 @@ import signal
 import sys
 from typing import Any
 
-from aiohttp import web
-
 from exporter.app import create_app
 from exporter.config import Config
 from exporter.service import Exporter
+from exporter.web.config import WebConfigError
+from exporter.web.server import HttpServer, load_web_state
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -21,27 +21,32 @@ EXIT_CONFIG = 2
 log = logging.getLogger("exporter")
 
 
-async def serve(config: Config, host: str, port: int) -> int:
+async def serve(
+    config: Config, host: str, port: int, web_config_file: str | None = None
+) -> int:
     """Serve the exporter on host:port until SIGTERM or SIGINT, or until it cannot go on.
 
-    Returns the process exit code: 0 after a signal, 1 when it cannot listen, 2 when the
-    cluster does not match the config (e.g. a datacenter it lacks, a missing schema) or
-    every contact point refused the credentials at start (said in one line on stderr).
+    `web_config_file` (else `server.web_config_file`) is the exporter-toolkit web config:
+    TLS, basic auth, headers. Returns the process exit code: 0 after a signal, 1 when it
+    cannot listen, 2 when the web config cannot be used, the cluster does not match the
+    config (e.g. a datacenter it lacks, a missing schema) or every contact point refused
+    the credentials at start (said in one line on stderr).
     """
-    exporter = Exporter(config)
-    app = create_app(exporter)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=config.server.shutdown_timeout
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
     try:
-        await site.start()
+        web_state = load_web_state(web_config_file or config.server.web_config_file)
+    except WebConfigError as error:
+        print(f"{error.source}: invalid web configuration", file=sys.stderr)
+        for line in error.errors:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    exporter = Exporter(config)
+    http = HttpServer(create_app(exporter), config.server, web_state)
+    try:
+        await http.start(host, port)
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
-        await runner.cleanup()
+        log.error("cannot listen: %s", exc.strerror or exc)
+        await http.stop()
         return EXIT_RUNTIME
-    log.info("listening on http://%s:%d", host, port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,7 +66,7 @@ async def serve(config: Config, host: str, port: int) -> int:
         log.info("stopping on signal")
     stopping.cancel()
     try:
-        await asyncio.wait_for(runner.cleanup(), timeout=config.server.shutdown_timeout + 3)
+        await asyncio.wait_for(http.stop(), timeout=config.server.shutdown_timeout + 3)
     except TimeoutError:
         log.warning("shutdown did not finish in time; exiting anyway")
     if exporter.credentials_refused is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ expected-statuses = ["1xx", "2xx", "3xx", "4xx", "503"]
 
 
 async def run_schemathesis(
-    url: str, *, max_examples: int, allow_503: bool = False
+    url: str, *, max_examples: int, allow_503: bool = False, extra: Sequence[str] = ()
 ) -> tuple[int, str]:
     """Run the schemathesis CLI against `url` with every check; return its code and output."""
     with tempfile.TemporaryDirectory() as work:
@@ -40,7 +41,7 @@ async def run_schemathesis(
         command += [
             "run", str(DOCUMENT), "--url", url, "--checks", "all",
             "--max-examples", str(max_examples), "--workers", "1",
-            "--request-timeout", "10", "--generation-database", "none", "--no-color",
+            "--request-timeout", "10", "--generation-database", "none", "--no-color", *extra,
         ]
         process = await asyncio.create_subprocess_exec(
             *command,
