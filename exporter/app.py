@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from exporter.event_loop import short_gil_waits
 from exporter.exposition import Collected, Exposition
 from exporter.health.http import HealthHandlers
 from exporter.service import Exporter
@@ -28,9 +29,10 @@ def create_app(exporter: Exporter) -> web.Application:
     app[EXPOSITION] = Exposition(exporter.registry, app[RENDERER])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await exporter.start()
-        yield
-        await exporter.stop()
+        with short_gil_waits():
+            await exporter.start()
+            yield
+            await exporter.stop()
         app[RENDERER].shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(lifecycle)

@@ -349,7 +349,7 @@ class CassandraConnection:
         )
         try:
             # A margin over the driver's own timeout, so the driver reports first.
-            return await asyncio.wait_for(_bridge(future), timeout + 1.0)
+            return await _bridge(future, timeout + 1.0)
         except NoHostAvailable as exc:
             explained = self._explained(exc, [host] if host else self.hosts(datacenter))
             if explained is None:
@@ -369,12 +369,24 @@ class CassandraConnection:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _bridge(future: ResponseFuture) -> asyncio.Future[list[Any]]:
-    """Turn a driver ResponseFuture into an asyncio future; callbacks run on the IO thread."""
+def _bridge(future: ResponseFuture, limit: float) -> asyncio.Future[list[Any]]:
+    """Turn a driver ResponseFuture into an asyncio future that fails with `TimeoutError`
+    after `limit` seconds; the driver's callbacks run on its IO thread.
+
+    One future and one timer per request: `asyncio.wait_for` would add a second future, a
+    callback and a task switch to every request the latency probes time.
+    """
     loop = asyncio.get_running_loop()
     result: asyncio.Future[list[Any]] = loop.create_future()
 
+    def expire() -> None:
+        if not result.done():
+            result.set_exception(TimeoutError())
+
+    timer = loop.call_later(limit, expire)
+
     def settle(rows: Any = None, error: BaseException | None = None) -> None:
+        timer.cancel()
         if result.done():
             return
         if error is not None:
