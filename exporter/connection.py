@@ -1,8 +1,8 @@
 """One driver Cluster, one execution profile per datacenter, and an awaitable execute.
 
 The driver is blocking at connect time and callback-based afterwards. Connecting runs in an
-executor; requests use `execute_async` with callbacks bridged onto the event loop, so
-nothing here blocks the loop.
+executor; requests use `execute_async` with callbacks bridged onto the event loop
+(`exporter.bridge`), so nothing here blocks the loop.
 
 A refused login is a `CredentialsRefused` (`exporter.failures`), retried like any lost
 connection; the hosts that refused last are remembered, so a request that finds no host up
@@ -12,9 +12,9 @@ because of them fails with reason `auth`, not `unavailable`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,6 +37,7 @@ from cassandra.policies import (
 from cassandra.pool import Host
 from cassandra.query import PreparedStatement, SimpleStatement, Statement
 
+from exporter.bridge import Answer, bridge, drain, quiet_bridge
 from exporter.config import Config, Consistency
 from exporter.failures import (
     CredentialsRefused,
@@ -122,6 +123,8 @@ class CassandraConnection:
         self._prepared: dict[str, PreparedStatement] = {}
         self._connect_error: Exception | None = None
         self._credentials: _Credentials | None = None
+        self._answers: deque[Answer] = deque()
+        """Timed requests answered on the IO thread, waiting for the loop (`timed`)."""
         # Connecting and preparing block; give them their own threads, off the loop.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
 
@@ -315,6 +318,31 @@ class CassandraConnection:
             raise NotConnected("no Cassandra session yet") from self._connect_error
         return self._session
 
+    def _send(
+        self,
+        query: str | Statement,
+        parameters: Sequence[Any] | dict[str, Any] | None,
+        datacenter: str,
+        write: bool,
+        consistency: Consistency | None,
+        timeout: float,
+        host: Host | None,
+    ) -> ResponseFuture:
+        session = self._require_session()
+        if consistency is not None:
+            if isinstance(query, str):
+                query = SimpleStatement(query)
+            elif isinstance(query, PreparedStatement):
+                query, parameters = query.bind(parameters), None
+            query.consistency_level = _consistency(consistency)
+        return session.execute_async(
+            query,
+            parameters,
+            timeout=timeout,
+            execution_profile=profile_name(datacenter, write=write),
+            host=host,
+        )
+
     async def execute(
         self,
         query: str | Statement,
@@ -331,30 +359,43 @@ class CassandraConnection:
         `write` picks the command consistency, otherwise the query consistency applies;
         `host` pins the coordinator. Only the first page is returned.
         """
-        session = self._require_session()
         if timeout is None:
             timeout = self._config.cluster.request_timeout
-        if consistency is not None:
-            if isinstance(query, str):
-                query = SimpleStatement(query)
-            elif isinstance(query, PreparedStatement):
-                query, parameters = query.bind(parameters), None
-            query.consistency_level = _consistency(consistency)
-        future = session.execute_async(
-            query,
-            parameters,
-            timeout=timeout,
-            execution_profile=profile_name(datacenter, write=write),
-            host=host,
-        )
+        future = self._send(query, parameters, datacenter, write, consistency, timeout, host)
         try:
             # A margin over the driver's own timeout, so the driver reports first.
-            return await _bridge(future, timeout + 1.0)
+            return await bridge(future, timeout + 1.0)
         except NoHostAvailable as exc:
             explained = self._explained(exc, [host] if host else self.hosts(datacenter))
             if explained is None:
                 raise
             raise explained from exc
+
+    async def timed(
+        self,
+        query: Statement,
+        parameters: Sequence[Any] | None,
+        *,
+        datacenter: str,
+        consistency: Consistency,
+        timeout: float,
+        write: bool = False,
+    ) -> float:
+        """Send one request only to time it: when it was answered (`time.monotonic` on the
+        driver's IO thread); its rows are dropped. The answer waits for the loop's next
+        `drain_answers` instead of waking it (`exporter.bridge.quiet_bridge`)."""
+        future = self._send(query, parameters, datacenter, write, consistency, timeout, None)
+        try:
+            return await quiet_bridge(future, timeout + 1.0, self._answers)
+        except NoHostAvailable as exc:
+            explained = self._explained(exc, self.hosts(datacenter))
+            if explained is None:
+                raise
+            raise explained from exc
+
+    def drain_answers(self) -> None:
+        """Settle, on the loop, the timed requests answered since the last drain."""
+        drain(self._answers)
 
     async def close(self) -> None:
         cluster, self._cluster, self._session = self._cluster, None, None
@@ -367,40 +408,3 @@ class CassandraConnection:
             except TimeoutError:
                 log.warning("driver shutdown took longer than 5 s; leaving it behind")
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _bridge(future: ResponseFuture, limit: float) -> asyncio.Future[list[Any]]:
-    """Turn a driver ResponseFuture into an asyncio future that fails with `TimeoutError`
-    after `limit` seconds; the driver's callbacks run on its IO thread.
-
-    One future and one timer per request: `asyncio.wait_for` would add a second future, a
-    callback and a task switch to every request the latency probes time.
-    """
-    loop = asyncio.get_running_loop()
-    result: asyncio.Future[list[Any]] = loop.create_future()
-
-    def expire() -> None:
-        if not result.done():
-            result.set_exception(TimeoutError())
-
-    timer = loop.call_later(limit, expire)
-
-    def settle(rows: Any = None, error: BaseException | None = None) -> None:
-        timer.cancel()
-        if result.done():
-            return
-        if error is not None:
-            result.set_exception(error)
-        else:
-            result.set_result(list(rows) if rows else [])
-
-    def on_success(rows: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed
-            loop.call_soon_threadsafe(settle, rows, None)
-
-    def on_error(exc: BaseException) -> None:
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, None, exc)
-
-    future.add_callbacks(on_success, on_error)
-    return result

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from exporter.connection import _bridge
+from exporter.bridge import bridge as _bridge
 
 
 class DriverFuture:
