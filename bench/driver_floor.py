@@ -6,8 +6,9 @@ Both run side by side, as processes of their own, against the same testbed:
   sends counted by kind (read or write) and execution profile (datacenter);
 - a bare driver loop, from the same `Cluster` set-up (`CassandraConnection._build_cluster`),
   that sends the same mix at the same rates (measured from the exporter over the warm-up):
-  the latency probe's prepared INSERT and SELECT on `command_probe`, paced by one thread
-  with `time.sleep`, answers counted in the driver's callbacks. That is the floor: what
+  the latency probe's prepared INSERT and SELECT on `command_probe` through the timed
+  profiles (rows as tuples, as the latency probe gets them), paced by one thread with
+  `time.sleep`, answers counted in the driver's callbacks. That is the floor: what
   sending those requests costs with nothing measured.
 
 Over the same window, CPU seconds per request of each from /proc/<pid>/stat (every thread,
@@ -117,7 +118,7 @@ def bare(spec_path: str, counts_path: str) -> None:
 
     signal.signal(signal.SIGUSR1, dump)
     streams = [
-        (profile_name(dc, write=kind == "write"), kind == "write", 1.0 / rate)
+        (profile_name(dc, write=kind == "write", timed=True), kind == "write", 1.0 / rate)
         for kind, dc, rate in spec["streams"]
     ]
     rng = random.Random()

@@ -12,6 +12,7 @@ because of them fails with reason `auth`, not `unavailable`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import ssl
 from collections import deque
@@ -35,7 +36,13 @@ from cassandra.policies import (
     TokenAwarePolicy,
 )
 from cassandra.pool import Host
-from cassandra.query import PreparedStatement, SimpleStatement, Statement
+from cassandra.query import (
+    PreparedStatement,
+    SimpleStatement,
+    Statement,
+    named_tuple_factory,
+    tuple_factory,
+)
 
 from exporter.bridge import Answer, bridge, drain, quiet_bridge
 from exporter.config import Config, Consistency
@@ -105,8 +112,9 @@ class _Connection(Cluster.connection_class):  # type: ignore[misc]
             raise refused from exc
 
 
-def profile_name(datacenter: str, *, write: bool = False) -> str:
-    return f"{'write' if write else 'read'}:{datacenter}"
+def profile_name(datacenter: str, *, write: bool = False, timed: bool = False) -> str:
+    """A datacenter's profile; a `timed` one (the latency probes') gives rows as tuples."""
+    return f"{'timed-' if timed else ''}{'write' if write else 'read'}:{datacenter}"
 
 
 def _consistency(level: Consistency) -> int:
@@ -140,17 +148,21 @@ class CassandraConnection:
         cluster = self._config.cluster
         consistency = self._config.consistency
         profiles: dict[Any, ExecutionProfile] = {}
-        for dc in self._config.datacenters.all:
-            for write in (False, True):
-                profiles[profile_name(dc, write=write)] = ExecutionProfile(
-                    load_balancing_policy=TokenAwarePolicy(
-                        DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
-                    ),
-                    consistency_level=_consistency(
-                        consistency.command if write else consistency.query
-                    ),
-                    request_timeout=cluster.request_timeout,
-                )
+        for dc, write, timed in itertools.product(
+            self._config.datacenters.all, (False, True), (False, True)
+        ):
+            # Timed requests drop their rows: plain tuples spare the driver building a
+            # namedtuple class for every answer.
+            profiles[profile_name(dc, write=write, timed=timed)] = ExecutionProfile(
+                load_balancing_policy=TokenAwarePolicy(
+                    DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
+                ),
+                consistency_level=_consistency(
+                    consistency.command if write else consistency.query
+                ),
+                request_timeout=cluster.request_timeout,
+                row_factory=tuple_factory if timed else named_tuple_factory,
+            )
         local = self._config.datacenters.local_datacenter
         profiles[EXEC_PROFILE_DEFAULT] = profiles[profile_name(local)]
         return profiles
@@ -327,6 +339,7 @@ class CassandraConnection:
         consistency: Consistency | None,
         timeout: float,
         host: Host | None,
+        timed: bool = False,
     ) -> ResponseFuture:
         session = self._require_session()
         if consistency is not None:
@@ -339,7 +352,7 @@ class CassandraConnection:
             query,
             parameters,
             timeout=timeout,
-            execution_profile=profile_name(datacenter, write=write),
+            execution_profile=profile_name(datacenter, write=write, timed=timed),
             host=host,
         )
 
@@ -384,7 +397,7 @@ class CassandraConnection:
         """Send one request only to time it: when it was answered (`time.monotonic` on the
         driver's IO thread); its rows are dropped. The answer waits for the loop's next
         `drain_answers` instead of waking it (`exporter.bridge.quiet_bridge`)."""
-        future = self._send(query, parameters, datacenter, write, consistency, timeout, None)
+        future = self._send(query, parameters, datacenter, write, consistency, timeout, None, True)
         try:
             return await quiet_bridge(future, timeout + 1.0, self._answers)
         except NoHostAvailable as exc:

@@ -10,13 +10,14 @@ served the same bytes.
   they are ready for the next scrape. Each form (text 0.0.4 or OpenMetrics, as
   `prometheus_client.exposition.choose_encoder` negotiates it, plain or gzip) is made on
   first demand and once per render; a form nobody asks for is never made.
-- Until the new render's form is ready, a scrape is served the previous render's bytes if
+- Until the new render's form is ready, a scrape is served that form's newest ready bytes if
   they are younger than `max_age`; otherwise it waits for the one in-flight formatting,
   which all waiting scrapes share. So values are at most `max_age` old, and a storm of
-  scrapes costs one render per `period`, not one per scrape.
+  scrapes costs one render per `period`, not one per scrape. A gzip form is formatted and
+  compressed in one job of the render thread.
 - At most `max_waiting` scrapes wait at once; beyond that a scrape is answered 503 with
-  `Retry-After` at once. Only the newest two renders are held, so memory returns to its
-  baseline when a storm ends: no scrape keeps a copy of its own.
+  `Retry-After` at once. Only the newest render and each form's newest bytes are held, so
+  memory returns to its baseline when a storm ends: no scrape keeps a copy of its own.
 """
 
 from __future__ import annotations
@@ -73,48 +74,68 @@ class Render:
         self.at = at
         self._renderer = renderer
         self._encoders: dict[str, Encoder] = {}
-        self._forms: dict[Form, asyncio.Task[bytes]] = {}
+        self._forms: dict[Form, asyncio.Future[bytes]] = {}
 
     @property
     def forms(self) -> list[tuple[Form, Encoder]]:
         return [(form, self._encoders[form[0]]) for form in self._forms]
 
     def ready(self, form: Form) -> bytes | None:
-        task = self._forms.get(form)
-        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        made = self._forms.get(form)
+        if made is None or not made.done() or made.cancelled() or made.exception() is not None:
             return None
-        return task.result()
+        return made.result()
 
-    def make(self, form: Form, encoder: Encoder) -> asyncio.Task[bytes] | None:
-        """The task formatting `form` (started on first demand); None when too many forms."""
-        task = self._forms.get(form)
-        if task is not None:
-            return task
+    def make(
+        self, form: Form, encoder: Encoder, done: Callable[[Render, Form, bytes], None]
+    ) -> asyncio.Future[bytes] | None:
+        """The formatting of `form` (started on first demand); None when too many forms.
+        `done` hears of every form this render finishes."""
+        made = self._forms.get(form)
+        if made is not None:
+            return made
         if len(self._forms) >= MAX_FORMS:
             return None
         self._encoders.setdefault(form[0], encoder)
-        task = asyncio.get_running_loop().create_task(self._format(form))
+        task = asyncio.get_running_loop().create_task(self._format(form, done))
         task.add_done_callback(_log_failure)
         self._forms[form] = task
         return task
 
-    async def _format(self, form: Form) -> bytes:
+    async def _format(self, form: Form, done: Callable[[Render, Form, bytes], None]) -> bytes:
         content_type, compress = form
         loop = asyncio.get_running_loop()
-        if compress:
-            plain_task = self.make((content_type, False), self._encoders[content_type])
-            assert plain_task is not None  # a gzip form is only made after its plain form
-            plain = await plain_task
-            return await loop.run_in_executor(self._renderer, _compress, plain)
         encoder = self._encoders[content_type]
-        return await loop.run_in_executor(self._renderer, encoder, Collected(self.families))
+        plain = self.ready((content_type, False))
+        if not compress:
+            body = await loop.run_in_executor(self._renderer, encoder, Collected(self.families))
+        elif plain is not None:
+            body = await loop.run_in_executor(self._renderer, _compress, plain)
+        else:
+            # Formatted and compressed in one job: no hop through the loop in between.
+            formatted, body = await loop.run_in_executor(
+                self._renderer, _format_and_compress, encoder, Collected(self.families)
+            )
+            plain_form = (content_type, False)
+            if plain_form not in self._forms and len(self._forms) < MAX_FORMS:
+                made = loop.create_future()
+                made.set_result(formatted)
+                self._forms[plain_form] = made
+                done(self, plain_form, formatted)
+        done(self, form, body)
+        return body
+
+
+def _format_and_compress(encoder: Encoder, families: Collected) -> tuple[bytes, bytes]:
+    plain = encoder(families)
+    return plain, _compress(plain)
 
 
 def _compress(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def _log_failure(task: asyncio.Task[bytes]) -> None:
+def _log_failure(task: asyncio.Future[bytes]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("rendering /metrics failed: %r", exc)
 
@@ -141,7 +162,8 @@ class Exposition:
         self.max_waiting = max_waiting
         self._clock = clock
         self._latest: Render | None = None
-        self._previous: Render | None = None
+        self._newest: dict[Form, tuple[float, bytes]] = {}
+        """Each form's newest ready bytes and when they were collected."""
         self.waiting = 0
         self.renders = 0
         """Collections made (for tests and benchmarks)."""
@@ -155,9 +177,17 @@ class Exposition:
         self.renders += 1
         if last is not None:
             for form, encoder in last.forms:
-                self._start(render, form, encoder)
-        self._previous, self._latest = last, render
+                render.make(form, encoder, self._made)
+        self._latest = render
         return render
+
+    def _made(self, render: Render, form: Form, body: bytes) -> None:
+        newest = self._newest.get(form)
+        if newest is not None and newest[0] >= render.at:
+            return
+        if newest is None and len(self._newest) >= MAX_FORMS:
+            return  # a client asking for ever new versions gets no cache of its own
+        self._newest[form] = (render.at, body)
 
     async def body(self, encoder: Encoder, content_type: str, compress: bool) -> bytes | None:
         """The bytes of one form, or None when too many scrapes already wait."""
@@ -168,31 +198,24 @@ class Exposition:
         form = (content_type, compress)
         if (body := latest.ready(form)) is not None:
             return body
-        previous = self._previous
-        young = previous is not None and now - previous.at < self.max_age
-        if young and previous is not None and (body := previous.ready(form)) is not None:
+        newest = self._newest.get(form)
+        if newest is not None and now - newest[0] < self.max_age:
             # The newest ready bytes; the form is made for the next scrape.
-            self._start(latest, form, encoder)
-            return body
+            latest.make(form, encoder, self._made)
+            return newest[1]
         if self.waiting >= self.max_waiting:
             self.refused += 1
             return None
-        task = self._start(latest, form, encoder)
-        if task is None:  # too many forms in this render: format this one on its own
-            task = self._start(Render(latest.families, now, self._renderer), form, encoder)
-            assert task is not None
+        made = latest.make(form, encoder, self._made)
+        if made is None:  # too many forms in this render: format this one on its own
+            made = Render(latest.families, now, self._renderer).make(form, encoder, self._made)
+            assert made is not None
         self.waiting += 1
         try:
             # Shielded: a scrape that goes away does not cancel what others wait for.
-            return await asyncio.shield(task)
+            return await asyncio.shield(made)
         finally:
             self.waiting -= 1
-
-    @staticmethod
-    def _start(render: Render, form: Form, encoder: Encoder) -> asyncio.Task[bytes] | None:
-        if form[1]:
-            render.make((form[0], False), encoder)
-        return render.make(form, encoder)
 
     async def handle(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
