@@ -1,14 +1,14 @@
 """How much a /metrics scrape once per second raises the exporter's event-loop lag.
 
 A real exporter (latency probes on, against the testbed) serves HTTP; a 5 ms ticker on its
-event loop measures how late the loop wakes. Phases of `--phase` seconds alternate, so all
-see the same machine: no scraper; a scraper (a separate process, one scrape per second)
-with the text formatted on the loop; and the same with it formatted in the render thread
-(what /metrics does). Reported per phase kind: lag p99, p99.9 and max, and the scrapes' own
-durations.
+event loop measures how late the loop wakes. Phases of `--phase` seconds alternate, so both
+see the same machine: no scraper, and a scraper (a separate process, one scrape per second,
+with the headers Prometheus sends: OpenMetrics and gzip, from the cached render). Reported
+per phase kind: lag p99, p99.9 and max, the scrapes' own durations, and the figure: the
+scraped p99.9 less the unscraped one (goal: at most 1 ms).
 
 Run (with a testbed up: `python -m testbed up`, same CQRS_TESTBED_NET / CQRS_TESTBED_DIR):
-    .venv/bin/python -m bench.scrape_loop_lag --rounds 4 --phase 5
+    flock /work/wt/testbed.lock .venv/bin/python -m bench.scrape_loop_lag --rounds 6 --phase 10
 Writes bench/results/scrape_loop_lag.json.
 """
 
@@ -21,28 +21,34 @@ import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import Executor, Future
 from typing import Any
 
 from aiohttp import web
 
 from bench.common import save_results, testbed
-from exporter.app import RENDERER, create_app
+from bench.quiet import load, wait_for_quiet
+from exporter.app import EXPOSITION, create_app
 from exporter.config import parse_config
 from exporter.quantiles import exact_quantile
 from exporter.service import Exporter
 from probes.latency.probe import LatencyProbe
 from testbed import TestbedCluster
-from tests.cluster.test_event_loop_scrape import SCRAPER, measure_lag
+from tests.cluster.test_event_loop_scrape import measure_lag
 
-
-class OnTheLoop(Executor):
-    """Runs the formatting where it is submitted: on the event loop (the old way)."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
+SCRAPER = """
+import sys, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+headers = {"Accept": "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;q=0.4",
+           "Accept-Encoding": "gzip"}
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    started = time.monotonic()
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and response.read()
+    print(round(time.monotonic() - started, 4), flush=True)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+"""
 
 
 def config_for(cluster: TestbedCluster) -> Any:
@@ -82,10 +88,9 @@ async def measure(cluster: TestbedCluster, rounds: int, phase: float) -> dict[st
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{port}/metrics"
-    render_thread = app[RENDERER]
-    lags: dict[str, list[float]] = {"no_scraper": [], "formatted_on_loop": [],
-                                    "formatted_in_thread": []}
-    scrapes: dict[str, list[float]] = {"formatted_on_loop": [], "formatted_in_thread": []}
+    lags: dict[str, list[float]] = {"no_scraper": [], "scraped": []}
+    scrapes: list[float] = []
+    loads: list[float] = []
     try:
         probe = next(p for p in exporter.probes if isinstance(p, LatencyProbe))
         deadline = time.monotonic() + 180
@@ -94,32 +99,32 @@ async def measure(cluster: TestbedCluster, rounds: int, phase: float) -> dict[st
                 raise RuntimeError("the latency probe is not measuring after 180 s")
             await asyncio.sleep(0.5)
         size = len(await asyncio.to_thread(_get, url))
+        renders_before = app[EXPOSITION].renders
         for _ in range(rounds):
-            for kind in lags:
-                if kind == "no_scraper":
-                    lags[kind] += await measure_lag(phase)
-                    continue
-                # The handler reads the executor from the app at each request (the app is
-                # frozen once serving, hence its state mapping).
-                app._state[RENDERER] = OnTheLoop() if kind == "formatted_on_loop" else render_thread
-                scraper = subprocess.Popen(
-                    [sys.executable, "-c", SCRAPER, url, str(phase)],
-                    stdout=subprocess.PIPE, text=True,
-                )
-                lags[kind] += await measure_lag(phase)
-                out, _ = await asyncio.to_thread(scraper.communicate, timeout=60)
-                scrapes[kind] += [float(v) for v in out.split()]
-        app._state[RENDERER] = render_thread
+            loads.append(await asyncio.to_thread(wait_for_quiet))
+            lags["no_scraper"] += await measure_lag(phase)
+            scraper = subprocess.Popen(
+                [sys.executable, "-c", SCRAPER, url, str(phase)],
+                stdout=subprocess.PIPE, text=True,
+            )
+            lags["scraped"] += await measure_lag(phase)
+            out, _ = await asyncio.to_thread(scraper.communicate, timeout=60)
+            scrapes += [float(v) for v in out.split()]
+        renders = app[EXPOSITION].renders - renders_before
+        loads.append(load())
     finally:
         await runner.cleanup()
+    quiet, scraped = figures(lags["no_scraper"]), figures(lags["scraped"])
     return {
         "rounds": rounds,
         "phase_seconds": phase,
         "metrics_bytes": size,
-        "loop_lag": {kind: figures(values) for kind, values in lags.items()},
-        "scrape_ms_median": {
-            kind: round(sorted(v)[len(v) // 2] * 1000, 2) for kind, v in scrapes.items() if v
-        },
+        "loop_lag": {"no_scraper": quiet, "scraped": scraped},
+        "p999_added_ms": round(scraped["p999_ms"] - quiet["p999_ms"], 2),
+        "scrapes": len(scrapes),
+        "renders": renders,
+        "scrape_ms_median": round(sorted(scrapes)[len(scrapes) // 2] * 1000, 2),
+        "load_average": loads,
     }
 
 
@@ -134,7 +139,12 @@ def main() -> None:
         result = asyncio.run(measure(cluster, args.rounds, args.phase))
     for kind, values in result["loop_lag"].items():
         print(f"{kind:>20}: {values}")
-    print(f"scrape duration median: {result['scrape_ms_median']}")
+    print(
+        f"p99.9 added by scraping once a second: {result['p999_added_ms']} ms; scrape median "
+        f"{result['scrape_ms_median']} ms over {result['scrapes']} scrapes, "
+        f"{result['renders']} renders (load {min(result['load_average']):.2f}.."
+        f"{max(result['load_average']):.2f})"
+    )
     print(f"wrote {save_results('scrape_loop_lag', result)}")
 
 

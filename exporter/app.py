@@ -2,57 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import gzip
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
 
+from exporter.event_loop import short_gil_waits
+from exporter.exposition import Collected, Exposition
 from exporter.health.http import HealthHandlers
 from exporter.service import Exporter
 from exporter.status.page import StatusPage
 
+__all__ = ["EXPORTER", "EXPOSITION", "RENDERER", "Collected", "create_app"]
+
 EXPORTER = web.AppKey("exporter", Exporter)
 RENDERER = web.AppKey("renderer", ThreadPoolExecutor)
-
-
-class Collected:
-    """Metric families already collected, in the shape the encoders read a registry."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return iter(self._families)
-
-
-def _render(encoder: Callable[[Any], bytes], families: list[Metric], compress: bool) -> bytes:
-    body = encoder(Collected(families))
-    return gzip.compress(body, compresslevel=6) if compress else body
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Collect on the loop (cheap: cached values into fresh families), format off it.
-
-    Formatting the text is most of a scrape's cost; done in the render thread it no longer
-    holds the event loop, whose timing the latency probes depend on. The families are
-    built anew by each collect, so the thread reads nothing the loop changes.
-    """
-    exporter = request.app[EXPORTER]
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    families = list(exporter.registry.collect())
-    compress = "gzip" in request.headers.get("Accept-Encoding", "")
-    body = await asyncio.get_running_loop().run_in_executor(
-        request.app[RENDERER], _render, encoder, families, compress
-    )
-    headers = {"Content-Type": content_type}
-    if compress:
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)
+EXPOSITION = web.AppKey("exposition", Exposition)
 
 
 def create_app(exporter: Exporter) -> web.Application:
@@ -60,11 +25,14 @@ def create_app(exporter: Exporter) -> web.Application:
     app[EXPORTER] = exporter
     # One thread formats /metrics and the status page; it starts on the first request.
     app[RENDERER] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+    # /metrics is served from a cached render (exporter.exposition).
+    app[EXPOSITION] = Exposition(exporter.registry, app[RENDERER])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await exporter.start()
-        yield
-        await exporter.stop()
+        with short_gil_waits():
+            await exporter.start()
+            yield
+            await exporter.stop()
         app[RENDERER].shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(lifecycle)
@@ -81,7 +49,7 @@ def create_app(exporter: Exporter) -> web.Application:
             app[RENDERER],
         ).handle,
     )
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", app[EXPOSITION].handle)
     HealthHandlers(
         exporter.config.health, exporter.verdicts, exporter.liveness, exporter.ready
     ).add_routes(app)

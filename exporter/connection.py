@@ -1,8 +1,8 @@
 """One driver Cluster, one execution profile per datacenter, and an awaitable execute.
 
 The driver is blocking at connect time and callback-based afterwards. Connecting runs in an
-executor; requests use `execute_async` with callbacks bridged onto the event loop, so
-nothing here blocks the loop.
+executor; requests use `execute_async` with callbacks bridged onto the event loop
+(`exporter.bridge`), so nothing here blocks the loop.
 
 A refused login is a `CredentialsRefused` (`exporter.failures`), retried like any lost
 connection; the hosts that refused last are remembered, so a request that finds no host up
@@ -12,9 +12,10 @@ because of them fails with reason `auth`, not `unavailable`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -35,8 +36,15 @@ from cassandra.policies import (
     TokenAwarePolicy,
 )
 from cassandra.pool import Host
-from cassandra.query import PreparedStatement, SimpleStatement, Statement
+from cassandra.query import (
+    PreparedStatement,
+    SimpleStatement,
+    Statement,
+    named_tuple_factory,
+    tuple_factory,
+)
 
+from exporter.bridge import Answer, bridge, drain, quiet_bridge
 from exporter.config import Config, Consistency
 from exporter.failures import (
     CredentialsRefused,
@@ -104,8 +112,9 @@ class _Connection(Cluster.connection_class):  # type: ignore[misc]
             raise refused from exc
 
 
-def profile_name(datacenter: str, *, write: bool = False) -> str:
-    return f"{'write' if write else 'read'}:{datacenter}"
+def profile_name(datacenter: str, *, write: bool = False, timed: bool = False) -> str:
+    """A datacenter's profile; a `timed` one (the latency probes') gives rows as tuples."""
+    return f"{'timed-' if timed else ''}{'write' if write else 'read'}:{datacenter}"
 
 
 def _consistency(level: Consistency) -> int:
@@ -122,6 +131,8 @@ class CassandraConnection:
         self._prepared: dict[str, PreparedStatement] = {}
         self._connect_error: Exception | None = None
         self._credentials: _Credentials | None = None
+        self._answers: deque[Answer] = deque()
+        """Timed requests answered on the IO thread, waiting for the loop (`timed`)."""
         # Connecting and preparing block; give them their own threads, off the loop.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
 
@@ -137,17 +148,21 @@ class CassandraConnection:
         cluster = self._config.cluster
         consistency = self._config.consistency
         profiles: dict[Any, ExecutionProfile] = {}
-        for dc in self._config.datacenters.all:
-            for write in (False, True):
-                profiles[profile_name(dc, write=write)] = ExecutionProfile(
-                    load_balancing_policy=TokenAwarePolicy(
-                        DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
-                    ),
-                    consistency_level=_consistency(
-                        consistency.command if write else consistency.query
-                    ),
-                    request_timeout=cluster.request_timeout,
-                )
+        for dc, write, timed in itertools.product(
+            self._config.datacenters.all, (False, True), (False, True)
+        ):
+            # Timed requests drop their rows: plain tuples spare the driver building a
+            # namedtuple class for every answer.
+            profiles[profile_name(dc, write=write, timed=timed)] = ExecutionProfile(
+                load_balancing_policy=TokenAwarePolicy(
+                    DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
+                ),
+                consistency_level=_consistency(
+                    consistency.command if write else consistency.query
+                ),
+                request_timeout=cluster.request_timeout,
+                row_factory=tuple_factory if timed else named_tuple_factory,
+            )
         local = self._config.datacenters.local_datacenter
         profiles[EXEC_PROFILE_DEFAULT] = profiles[profile_name(local)]
         return profiles
@@ -315,6 +330,32 @@ class CassandraConnection:
             raise NotConnected("no Cassandra session yet") from self._connect_error
         return self._session
 
+    def _send(
+        self,
+        query: str | Statement,
+        parameters: Sequence[Any] | dict[str, Any] | None,
+        datacenter: str,
+        write: bool,
+        consistency: Consistency | None,
+        timeout: float,
+        host: Host | None,
+        timed: bool = False,
+    ) -> ResponseFuture:
+        session = self._require_session()
+        if consistency is not None:
+            if isinstance(query, str):
+                query = SimpleStatement(query)
+            elif isinstance(query, PreparedStatement):
+                query, parameters = query.bind(parameters), None
+            query.consistency_level = _consistency(consistency)
+        return session.execute_async(
+            query,
+            parameters,
+            timeout=timeout,
+            execution_profile=profile_name(datacenter, write=write, timed=timed),
+            host=host,
+        )
+
     async def execute(
         self,
         query: str | Statement,
@@ -331,30 +372,43 @@ class CassandraConnection:
         `write` picks the command consistency, otherwise the query consistency applies;
         `host` pins the coordinator. Only the first page is returned.
         """
-        session = self._require_session()
         if timeout is None:
             timeout = self._config.cluster.request_timeout
-        if consistency is not None:
-            if isinstance(query, str):
-                query = SimpleStatement(query)
-            elif isinstance(query, PreparedStatement):
-                query, parameters = query.bind(parameters), None
-            query.consistency_level = _consistency(consistency)
-        future = session.execute_async(
-            query,
-            parameters,
-            timeout=timeout,
-            execution_profile=profile_name(datacenter, write=write),
-            host=host,
-        )
+        future = self._send(query, parameters, datacenter, write, consistency, timeout, host)
         try:
             # A margin over the driver's own timeout, so the driver reports first.
-            return await asyncio.wait_for(_bridge(future), timeout + 1.0)
+            return await bridge(future, timeout + 1.0)
         except NoHostAvailable as exc:
             explained = self._explained(exc, [host] if host else self.hosts(datacenter))
             if explained is None:
                 raise
             raise explained from exc
+
+    async def timed(
+        self,
+        query: Statement,
+        parameters: Sequence[Any] | None,
+        *,
+        datacenter: str,
+        consistency: Consistency,
+        timeout: float,
+        write: bool = False,
+    ) -> float:
+        """Send one request only to time it: when it was answered (`time.monotonic` on the
+        driver's IO thread); its rows are dropped. The answer waits for the loop's next
+        `drain_answers` instead of waking it (`exporter.bridge.quiet_bridge`)."""
+        future = self._send(query, parameters, datacenter, write, consistency, timeout, None, True)
+        try:
+            return await quiet_bridge(future, timeout + 1.0, self._answers)
+        except NoHostAvailable as exc:
+            explained = self._explained(exc, self.hosts(datacenter))
+            if explained is None:
+                raise
+            raise explained from exc
+
+    def drain_answers(self) -> None:
+        """Settle, on the loop, the timed requests answered since the last drain."""
+        drain(self._answers)
 
     async def close(self) -> None:
         cluster, self._cluster, self._session = self._cluster, None, None
@@ -367,28 +421,3 @@ class CassandraConnection:
             except TimeoutError:
                 log.warning("driver shutdown took longer than 5 s; leaving it behind")
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _bridge(future: ResponseFuture) -> asyncio.Future[list[Any]]:
-    """Turn a driver ResponseFuture into an asyncio future; callbacks run on the IO thread."""
-    loop = asyncio.get_running_loop()
-    result: asyncio.Future[list[Any]] = loop.create_future()
-
-    def settle(rows: Any = None, error: BaseException | None = None) -> None:
-        if result.done():
-            return
-        if error is not None:
-            result.set_exception(error)
-        else:
-            result.set_result(list(rows) if rows else [])
-
-    def on_success(rows: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed
-            loop.call_soon_threadsafe(settle, rows, None)
-
-    def on_error(exc: BaseException) -> None:
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, None, exc)
-
-    future.add_callbacks(on_success, on_error)
-    return result

@@ -2,7 +2,8 @@
 
 A task that sleeps measures how much later than asked it woke up. Everything the loop
 does (scrapes, probe bookkeeping, driver callbacks) delays that wake-up, and so does the
-operating system not giving the process a CPU. `EventLoopMonitor` ticks on its own and
+operating system not giving the process a CPU, and another thread of the process holding the
+interpreter lock (`short_gil_waits` bounds that wait). `EventLoopMonitor` ticks on its own and
 exports the lag; `LagLog` remembers recent lags so that a probe can tell whether a timing
 overlapped one (the latency probe feeds it from its own fixed-rate wake-ups, which come
 often enough, so it needs no ticker of its own).
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.metrics_core import Metric
 
@@ -32,6 +34,26 @@ HISTORY_SECONDS = 120.0
 HISTORY_LENGTH = 4096
 MAX_LAG = 60.0
 """Longer lags are recorded as this."""
+GIL_SWITCH_INTERVAL = 0.0005
+"""How long the loop waits at most for the interpreter lock while another thread (the render
+thread formatting /metrics, the driver's IO thread) holds it; CPython's default is 5 ms."""
+
+
+@contextlib.contextmanager
+def short_gil_waits(interval: float = GIL_SWITCH_INTERVAL) -> Iterator[None]:
+    """Shorten the interpreter's switch interval while serving, then restore it.
+
+    A thread that wants the lock asks the holder to drop it after the switch interval;
+    with CPython's 5 ms, one formatting of /metrics in the render thread could hold a
+    waking event loop for 5 ms. The cost is more lock hand-offs only while two threads
+    both run Python code.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class LagLog:

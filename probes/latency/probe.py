@@ -145,8 +145,13 @@ class LatencyProbe(Probe):
                 lags=self.lags,
                 lag_flag=latency.loop_lag_flag,
                 clock=self.clock.monotonic,
+                drain=self._drain_answers,
             )
         )
+
+    def _drain_answers(self) -> None:
+        """Settle the timed requests answered since any stream last woke."""
+        self.connection.drain_answers()
 
     @property
     def series(self) -> list[LatencySeries]:

@@ -82,9 +82,9 @@ class CommandWrite(_Prepared):
         self.consistency = consistency
         self.sequence = 0
 
-    async def send(self, timeout: float) -> None:
+    async def send(self, timeout: float) -> float:
         self.sequence += 1
-        await self.connection.execute(
+        return await self.connection.timed(
             self._ready(),
             (self.writer_id, self.sequence % RING, self.sequence, PAYLOAD),
             datacenter=self.datacenter,
@@ -111,8 +111,8 @@ class ProbeRead(_Prepared):
         self.consistency = consistency
         self._rng = rng
 
-    async def send(self, timeout: float) -> None:
-        await self.connection.execute(
+    async def send(self, timeout: float) -> float:
+        return await self.connection.timed(
             self._ready(),
             (self.writer_id, self._rng.randrange(RING)),
             datacenter=self.datacenter,
@@ -210,9 +210,9 @@ class DeclaredRead(_Prepared):
         if self.keys is not None:
             self.keys.pick()  # raises NotReady with the reason while there are no keys
 
-    async def send(self, timeout: float) -> None:
+    async def send(self, timeout: float) -> float:
         parameters = self.keys.pick() if self.keys is not None else None
-        await self.connection.execute(
+        return await self.connection.timed(
             self._ready(),
             parameters,
             datacenter=self.datacenter,

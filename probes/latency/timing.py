@@ -47,8 +47,9 @@ class TimedRequest(Protocol):
         """Get ready to send (prepare statements, load keys); raise if that is not possible."""
         ...
 
-    async def send(self, timeout: float) -> None:
-        """Send one request and wait for its answer, for at most `timeout` seconds."""
+    async def send(self, timeout: float) -> float | None:
+        """Send one request and wait for its answer, for at most `timeout` seconds; return
+        when it was answered on the loop's clock if known (else it is read on return)."""
         ...
 
 
@@ -75,6 +76,7 @@ class FixedRateLoop:
         lag_flag: float,
         clock: Callable[[], float],
         phase: float = 0.0,
+        drain: Callable[[], None] = lambda: None,
     ) -> None:
         self.request = request
         self.series = series
@@ -86,6 +88,8 @@ class FixedRateLoop:
         self._lags = lags
         self._lag_flag = lag_flag
         self._clock = clock
+        self._drain = drain
+        """Settles answers waiting for the loop (`CassandraConnection.drain_answers`)."""
         self._in_flight: set[asyncio.Task[None]] = set()
         self.slots = 0
         """Slots that fell due while connected: issued or missed."""
@@ -144,6 +148,8 @@ class FixedRateLoop:
                 now = self._clock()
             # How late this wake-up is: the event loop's lag, as every stream sees it.
             self._lags.note(now - next_slot, now)
+            # Answers that arrived since any stream last woke (they did not wake the loop).
+            self._drain()
             if not self.request.connected:
                 # No session: nothing is measured, and nothing is missed on Cassandra's account.
                 return
@@ -168,7 +174,7 @@ class FixedRateLoop:
         issued = self._clock()
         self.issued += 1
         try:
-            await self.request.send(max(intended + self.timeout - issued, 0.001))
+            answered = await self.request.send(max(intended + self.timeout - issued, 0.001))
         except asyncio.CancelledError:
             raise
         except NotConnected:
@@ -178,8 +184,9 @@ class FixedRateLoop:
                 classify(exc), describe(exc), lagged=self._lagged(intended, issued)
             )
             return
-        elapsed = self._clock() - intended
-        lagged = self._lagged(intended, issued)
+        end = self._clock() if answered is None else answered
+        elapsed = end - intended
+        lagged = self._lagged(intended, issued, end)
         if elapsed > self.timeout:
             self.series.record_failure(
                 FailureReason.TIMEOUT,
@@ -189,8 +196,9 @@ class FixedRateLoop:
         else:
             self.series.record_success(elapsed, lagged=lagged)
 
-    def _lagged(self, intended: float, issued: float) -> bool:
+    def _lagged(self, intended: float, issued: float, end: float | None = None) -> bool:
         """The event loop was late while this request was timed, inflating its latency."""
         if issued - intended > self._lag_flag:
             return True
-        return self._lags.lag_during(intended, self._clock()) > self._lag_flag
+        end = self._clock() if end is None else end
+        return self._lags.lag_during(intended, end) > self._lag_flag

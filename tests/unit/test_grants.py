@@ -154,6 +154,13 @@ class RecordingConnection:
             ]
         return []
 
+    async def timed(self, query: Any, *args: Any, **kwargs: Any) -> float:
+        await self.execute(query, *args, **kwargs)
+        return asyncio.get_running_loop().time()
+
+    def drain_answers(self) -> None:
+        pass
+
 
 async def statements_run(config: Config) -> tuple[list[str], set[str]]:
     """Every statement the config's probes send in a few runs, and the kinds that ran."""
