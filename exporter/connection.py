@@ -37,6 +37,7 @@ from cassandra.policies import (
 from cassandra.pool import Host
 from cassandra.query import PreparedStatement, SimpleStatement, Statement
 
+from exporter.budget import RequestBudget
 from exporter.config import Config, Consistency
 from exporter.failures import (
     CredentialsRefused,
@@ -124,6 +125,8 @@ class CassandraConnection:
         self._credentials: _Credentials | None = None
         # Connecting and preparing block; give them their own threads, off the loop.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
+        self.budget = RequestBudget(config.probes.budget, config.datacenters.all)
+        """Every request waits for its datacenter's token (`exporter.budget`)."""
 
     @property
     def connected(self) -> bool:
@@ -340,6 +343,8 @@ class CassandraConnection:
             elif isinstance(query, PreparedStatement):
                 query, parameters = query.bind(parameters), None
             query.consistency_level = _consistency(consistency)
+        if not self.budget.try_take(datacenter):
+            await self.budget.take(datacenter)
         future = session.execute_async(
             query,
             parameters,
