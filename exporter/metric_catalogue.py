@@ -182,7 +182,7 @@ EXPORTER_READ_MODELS_DROPPED = _gauge("cqrs_exporter_read_models_dropped")
 BUDGET_REQUESTS_PER_SECOND = _gauge("cqrs_budget_requests_per_second", DC)
 BUDGET_REQUESTS = _counter("cqrs_budget_requests", DC, "share")
 BUDGET_WAIT = _counter("cqrs_budget_wait_seconds", DC, "share")
-BUDGET_SCHEDULE_STRETCH = _gauge("cqrs_budget_schedule_stretch_ratio", DC)
+BUDGET_SCHEDULE_STRETCH = _gauge("cqrs_budget_schedule_stretch_factor", DC)
 
 # --- reachability ---------------------------------------------------------------------------
 DATACENTER_REACHABLE = _gauge("cqrs_datacenter_reachable", DC)
@@ -229,7 +229,7 @@ READ_MODEL = InfoSpec("cqrs_read_model", labels=("read_model",), value_labels=("
 READ_MODEL_SYNC_LAG = _gauge("cqrs_read_model_sync_lag_seconds", "read_model")
 READ_MODEL_SOURCE_CLOCK_AHEAD = _gauge("cqrs_read_model_source_clock_ahead_seconds", "read_model")
 READ_MODEL_QUERIES = _counter("cqrs_read_model_queries", "read_model")
-READ_MODEL_SCHEDULE_STRETCH = _gauge("cqrs_read_model_schedule_stretch_ratio", "read_model")
+READ_MODEL_SCHEDULE_STRETCH = _gauge("cqrs_read_model_schedule_stretch_factor", "read_model")
 SYNC_CHECKS = _counter("cqrs_sync_checks", "read_model")
 SYNC_FAILURES = _counter("cqrs_sync_failures", "read_model", "reason")
 SYNC_FAILURE_RATIO = _gauge("cqrs_sync_failure_ratio", "read_model")
