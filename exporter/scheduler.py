@@ -109,6 +109,8 @@ class ProbeRunner:
         self.drift = Drift()
         self._scheduled: dict[str, float] = {}
         """Job id → wall time the run just submitted was due at."""
+        self._first_due: dict[str, float] = {}
+        """Probe name → monotonic time its first run is due, when spread."""
         self.probes = probes
         self.clock = clock or SystemClock()
         self.states: dict[str, ProbeRunState] = {p.name: ProbeRunState() for p in probes}
@@ -140,7 +142,9 @@ class ProbeRunner:
             first = now
             if probe in stretched:
                 # Stretched, the read models would otherwise all start at once: spread them.
-                first = now + timedelta(seconds=interval * stretched.index(probe) / len(stretched))
+                offset = interval * stretched.index(probe) / len(stretched)
+                first = now + timedelta(seconds=offset)
+                self._first_due[probe.name] = self.clock.monotonic() + offset + interval
             scheduler.add_job(
                 self.run_once,
                 IntervalTrigger(seconds=interval, timezone=UTC),
@@ -195,9 +199,18 @@ class ProbeRunner:
             probe = by_name.get(name)
             if probe is None:
                 continue
+            job = self._scheduler.get_job(name)
+            if job is None or job.next_run_time is None:
+                continue
             interval = probe.schedule.interval * stretch
-            self._scheduler.reschedule_job(
-                name, trigger=IntervalTrigger(seconds=interval, timezone=UTC)
+            # Keep the job's phase: rescheduled together, they would all run at once.
+            now = datetime.now(UTC)
+            ahead = max(0.0, (job.next_run_time - now).total_seconds()) % interval
+            following = now + timedelta(seconds=ahead)
+            job.modify(
+                trigger=IntervalTrigger(seconds=interval, start_date=following, timezone=UTC),
+                next_run_time=following,
+                misfire_grace_time=max(1, int(interval)),
             )
             log.debug("probe %s now runs every %.3g s (x%.2f)", name, interval, stretch)
 
@@ -278,8 +291,13 @@ class ProbeRunner:
 
     @property
     def first_round_done(self) -> bool:
-        """Every probe has finished at least one run, successful or not."""
-        return all(state.runs > 0 for state in self.states.values())
+        """Every probe has finished at least one run, successful or not (a stretched read
+        model whose spread first run is not due yet aside)."""
+        now = self.clock.monotonic()
+        return all(
+            state.runs > 0 or self._first_due.get(name, -math.inf) > now
+            for name, state in self.states.items()
+        )
 
     def alive(self) -> bool:
         """The scheduler is running and has started or skipped a run recently."""

@@ -134,3 +134,42 @@ def test_the_series_guard_leaves_a_small_exposition_alone() -> None:
     families = {f.name: f for f in registry.collect()}
     assert len(families["cqrs_read_model_sync_lag_seconds"].samples) == 10
     assert families["cqrs_exporter_series_dropped"].samples[0].value == 0
+
+
+async def test_the_runner_runs_stretched_read_models_at_their_stretched_intervals() -> None:
+    from exporter.config import parse_config
+    from exporter.connection import CassandraConnection
+    from exporter.scheduler import ProbeRunner
+    from probes.registry import ProbeContext, build_probes, expected_requests
+    from tests.scale_support import scale_config
+
+    config = parse_config(scale_config(
+        {"cluster": {"contact_points": ["127.0.0.1"]},
+         "datacenters": {"write": "a", "read": ["b"]}},
+        ("a", "b"), models=60, query_count=0,
+    ))
+    connection = CassandraConnection(config)
+    probes = build_probes(ProbeContext(config, connection))
+    models = {p.name: (p.schedule.interval, e) for p in probes
+              if (e := expected_requests(p)) is not None}
+    stretch = ScheduleStretch(connection.budget, {"a": 30.0, "b": 30.0}, models)
+    runner = ProbeRunner(probes, stretch=stretch)
+    await runner.start()
+    try:
+        assert runner._scheduler is not None
+        jobs = {job.id: job for job in runner._scheduler.get_jobs()}
+        first = [jobs[name].next_run_time for name in models]
+        assert len(set(first)) > 0.7 * len(models), "the stretched first runs are spread"
+        for name, (interval, _) in models.items():
+            factor = stretch.stretch(name)
+            assert factor > 1.5
+            assert jobs[name].trigger.interval.total_seconds() == pytest.approx(interval * factor)
+        assert runner._first_due, "the spread first runs are remembered for readiness"
+        # Stretched again, the jobs keep their phases (they do not all start at once).
+        for model in stretch.models.values():
+            model.stretch = 1.0
+        await runner._restretch()
+        after = {job.id: job.next_run_time for job in runner._scheduler.get_jobs()}
+        assert len({after[name] for name in models}) > len(models) // 2
+    finally:
+        await runner.stop()
