@@ -173,3 +173,36 @@ async def test_the_runner_runs_stretched_read_models_at_their_stretched_interval
         assert len({after[name] for name in models}) > len(models) // 2
     finally:
         await runner.stop()
+
+
+def test_an_exporter_with_200_read_models_stays_under_max_series(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from exporter.config import parse_config
+    from exporter.service import Exporter
+    from tests.scale_support import scale_config
+
+    def exporter(max_series: int) -> Exporter:
+        return Exporter(parse_config(scale_config(
+            {"cluster": {"contact_points": ["127.0.0.1"]},
+             "datacenters": {"write": "a", "read": ["b", "c"]},
+             "probes": {"budget": {"max_series": max_series}}},
+            ("a", "b", "c"), models=200, query_count=20,
+        )))
+
+    whole = {f.name: f for f in exporter(1_000_000).registry.collect()}
+    total = int(whole["cqrs_exporter_series"].samples[0].value)
+    stretch = whole["cqrs_read_model_schedule_stretch_factor"].samples
+    assert len(stretch) == 200
+    assert {s.labels["share"] for s in whole["cqrs_budget_requests"].samples} == {
+        RESERVED, READ_MODELS}
+    assert whole["cqrs_exporter_shard"].samples[0].labels == {"index": "0", "count": "1"}
+
+    with caplog.at_level(logging.WARNING, logger="exporter.series_guard"):
+        capped = {f.name: f for f in exporter(total // 2).registry.collect()}
+    assert capped["cqrs_exporter_series"].samples[0].value <= total // 2
+    dropped = int(capped["cqrs_exporter_read_models_dropped"].samples[0].value)
+    assert 50 < dropped < 200
+    kept = {s.labels["read_model"] for s in capped["cqrs_read_model"].samples}
+    assert len(kept) == 200 - dropped and "rm_000_checkpoint" in kept
+    assert "dropping the series of" in caplog.records[0].getMessage()
