@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, load_config, parse_listen
+from exporter.config import Config, ConfigError, load_config, parse_listen, parse_shard
 from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
 
 
@@ -103,6 +103,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return config
     if problems := config.cluster.tls.file_problems():  # files only serve needs
         return _report_config_error(ConfigError(args.config, problems))
+    if args.shard is not None:
+        try:
+            config = config.model_copy(update={"sharding": parse_shard(args.shard)})
+        except ValueError as exc:
+            print(f"--shard: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     listen = args.listen or config.server.listen
     try:
         host, port = parse_listen(listen)
@@ -165,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="web config (TLS, basic auth, headers; exporter-toolkit format); overrides "
         "server.web_config_file",
+    )
+    run.add_argument(
+        "--shard", metavar="INDEX/COUNT", help="override sharding: run shard INDEX of COUNT"
     )
     run.set_defaults(func=cmd_serve)
 

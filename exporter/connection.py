@@ -45,6 +45,7 @@ from cassandra.query import (
 )
 
 from exporter.bridge import Answer, bridge, drain, quiet_bridge
+from exporter.budget import RequestBudget
 from exporter.config import Config, Consistency
 from exporter.failures import (
     CredentialsRefused,
@@ -135,6 +136,8 @@ class CassandraConnection:
         """Timed requests answered on the IO thread, waiting for the loop (`timed`)."""
         # Connecting and preparing block; give them their own threads, off the loop.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cassandra-connect")
+        self.budget = RequestBudget(config.probes.budget, config.datacenters.all)
+        """Every request waits for its datacenter's token (`exporter.budget`)."""
 
     @property
     def connected(self) -> bool:
@@ -374,6 +377,7 @@ class CassandraConnection:
         """
         if timeout is None:
             timeout = self._config.cluster.request_timeout
+        await self._admit(datacenter)
         future = self._send(query, parameters, datacenter, write, consistency, timeout, host)
         try:
             # A margin over the driver's own timeout, so the driver reports first.
@@ -397,6 +401,7 @@ class CassandraConnection:
         """Send one request only to time it: when it was answered (`time.monotonic` on the
         driver's IO thread); its rows are dropped. The answer waits for the loop's next
         `drain_answers` instead of waking it (`exporter.bridge.quiet_bridge`)."""
+        await self._admit(datacenter)
         future = self._send(query, parameters, datacenter, write, consistency, timeout, None, True)
         try:
             return await quiet_bridge(future, timeout + 1.0, self._answers)
@@ -405,6 +410,11 @@ class CassandraConnection:
             if explained is None:
                 raise
             raise explained from exc
+
+    async def _admit(self, datacenter: str) -> None:
+        """Wait for the datacenter's request budget to allow one more request."""
+        if not self.budget.try_take(datacenter):
+            await self.budget.take(datacenter)
 
     def drain_answers(self) -> None:
         """Settle, on the loop, the timed requests answered since the last drain."""

@@ -172,6 +172,17 @@ PROBE_RUNS = _counter("cqrs_probe_runs", "probe")
 PROBE_FAILURES = _counter("cqrs_probe_failures", "probe", "reason")
 PROBE_SKIPPED = _counter("cqrs_probe_skipped_runs", "probe")
 EVENT_LOOP_LAG = _histogram("cqrs_event_loop_lag_seconds")
+PROBE_SCHEDULE_DRIFT = _histogram("cqrs_probe_schedule_drift_seconds")
+EXPORTER_SHARD = InfoSpec("cqrs_exporter_shard", value_labels=("index", "count"))
+EXPORTER_SERIES = _gauge("cqrs_exporter_series")
+EXPORTER_SERIES_DROPPED = _gauge("cqrs_exporter_series_dropped")
+EXPORTER_READ_MODELS_DROPPED = _gauge("cqrs_exporter_read_models_dropped")
+
+# --- the request budget ---------------------------------------------------------------------
+BUDGET_REQUESTS_PER_SECOND = _gauge("cqrs_budget_requests_per_second", DC)
+BUDGET_REQUESTS = _counter("cqrs_budget_requests", DC, "share")
+BUDGET_WAIT = _counter("cqrs_budget_wait_seconds", DC, "share")
+BUDGET_SCHEDULE_STRETCH = _gauge("cqrs_budget_schedule_stretch_factor", DC)
 
 # --- reachability ---------------------------------------------------------------------------
 DATACENTER_REACHABLE = _gauge("cqrs_datacenter_reachable", DC)
@@ -218,6 +229,7 @@ READ_MODEL = InfoSpec("cqrs_read_model", labels=("read_model",), value_labels=("
 READ_MODEL_SYNC_LAG = _gauge("cqrs_read_model_sync_lag_seconds", "read_model")
 READ_MODEL_SOURCE_CLOCK_AHEAD = _gauge("cqrs_read_model_source_clock_ahead_seconds", "read_model")
 READ_MODEL_QUERIES = _counter("cqrs_read_model_queries", "read_model")
+READ_MODEL_SCHEDULE_STRETCH = _gauge("cqrs_read_model_schedule_stretch_factor", "read_model")
 SYNC_CHECKS = _counter("cqrs_sync_checks", "read_model")
 SYNC_FAILURES = _counter("cqrs_sync_failures", "read_model", "reason")
 SYNC_FAILURE_RATIO = _gauge("cqrs_sync_failure_ratio", "read_model")

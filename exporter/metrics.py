@@ -19,8 +19,11 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter import metric_catalogue as catalogue
+from exporter.budget import SHARES, RequestBudget
+from exporter.config import BudgetConfig, ShardingConfig
 from exporter.results import FailureReason
-from exporter.scheduler import ProbeRunState
+from exporter.scheduler import ProbeRunner, ProbeRunState
+from exporter.series_guard import GuardedRegistry
 
 
 class RunnerCollector(Collector):
@@ -69,11 +72,14 @@ class RunnerCollector(Collector):
         yield from (success, duration, last_success, runs, failures, skipped)
 
 
-def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
+def build_registry(
+    collectors: Iterable[Collector], max_series: int = BudgetConfig().max_series
+) -> CollectorRegistry:
     """A registry of its own (not the process-wide default), collecting in the given order,
     then the standard process, platform and garbage-collector metrics (`process_*`,
-    `python_*`), so the exporter's own CPU and memory show beside what it measures."""
-    registry = CollectorRegistry(auto_describe=False)
+    `python_*`), so the exporter's own CPU and memory show beside what it measures. It keeps
+    the exposition under `max_series` (`exporter.series_guard`)."""
+    registry = GuardedRegistry(max_series)
     for collector in collectors:
         registry.register(collector)
     # Each registers itself on the registry it is given.
@@ -81,3 +87,66 @@ def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     return registry
+
+
+class BudgetCollector(Collector):
+    """The request budget per datacenter, the read models' schedule stretch, the runs' drift,
+    and this exporter's shard."""
+
+    def __init__(
+        self,
+        budget: RequestBudget,
+        runner: ProbeRunner,
+        read_models: Mapping[str, str],
+        sharding: ShardingConfig,
+    ) -> None:
+        """`read_models`: probe name → read model name."""
+        self._budget = budget
+        self._runner = runner
+        self._read_models = read_models
+        self._sharding = sharding
+
+    def collect(self) -> Iterable[Metric]:
+        shard = catalogue.EXPORTER_SHARD.family(
+            "This exporter's shard: index of count (1 when unsharded). Read models and "
+            "declared queries are split by hashmod of their names; shard 0 runs replication."
+        )
+        shard.add_metric([], {"index": str(self._sharding.index),
+                              "count": str(self._sharding.count)})
+        yield shard
+        limit = catalogue.BUDGET_REQUESTS_PER_SECOND.family(
+            "The request budget: requests a second the exporter may send to the datacenter, "
+            "all probes together."
+        )
+        requests = catalogue.BUDGET_REQUESTS.family(
+            "Requests sent to the datacenter under the budget, by share (reserved: "
+            "replication, latency, reachability; read_models: the rest)."
+        )
+        wait = catalogue.BUDGET_WAIT.family(
+            "Time requests waited for the budget before they were sent, by share."
+        )
+        stretch = catalogue.BUDGET_SCHEDULE_STRETCH.family(
+            "How far the read models' schedules in the datacenter are stretched to fit the "
+            "budget: 1 at their intervals, 2 at twice as long."
+        )
+        stretcher = self._runner.stretch
+        for dc, bucket in self._budget.buckets.items():
+            limit.add_metric([dc], bucket.budget)
+            for share in SHARES:
+                requests.add_metric([dc, share], bucket.requests[share])
+                wait.add_metric([dc, share], bucket.wait_seconds[share])
+            ratio = 1.0 if stretcher is None else stretcher.datacenter_stretch.get(dc, 1.0)
+            stretch.add_metric([dc], ratio)
+        yield from (limit, requests, wait, stretch)
+        models = catalogue.READ_MODEL_SCHEDULE_STRETCH.family(
+            "How far the read model's schedule is stretched to fit the request budget: its "
+            "runs are this many times its interval apart."
+        )
+        for probe, name in self._read_models.items():
+            models.add_metric([name], 1.0 if stretcher is None else stretcher.stretch(probe))
+        yield models
+        drift = catalogue.PROBE_SCHEDULE_DRIFT.family(
+            "How late probe runs started against their schedule."
+        )
+        drift.add_metric([], self._runner.drift.buckets(), self._runner.drift.total)
+        yield drift

@@ -8,6 +8,7 @@ import logging
 
 from cassandra.cluster import NoHostAvailable
 
+from exporter.budget import reserved_estimate
 from exporter.clock import Clock, SystemClock
 from exporter.config import Config, format_duration
 from exporter.connection import CassandraConnection, describe
@@ -17,9 +18,10 @@ from exporter.health.metrics import HealthCollector
 from exporter.health.monitor import HealthMonitor
 from exporter.health.readings import probe_readings
 from exporter.health.snapshot import HealthSnapshot
-from exporter.metrics import RunnerCollector, build_registry
+from exporter.metrics import BudgetCollector, RunnerCollector, build_registry
 from exporter.scheduler import ProbeRunner
 from exporter.schema import SchemaError, ensure_schema
+from exporter.stretch import ScheduleStretch
 from probes import registry as probe_api
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,10 @@ class Exporter:
     """Owns the connection, the probes and their runner; the HTTP app only reads from it."""
 
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
-        self.config = config
+        self.config = probe_api.shard_config(config)
+        """The config as this exporter's shard sees it (all of it when unsharded): its probes,
+        /health and the status page cover its own read models and queries."""
+        config = self.config
         self.clock = clock or SystemClock()
         self.connection = CassandraConnection(config)
         self.context = probe_api.ProbeContext(
@@ -57,9 +62,24 @@ class Exporter:
             starting_until=self.clock.monotonic() + config.probes.startup_grace,
         )
         self.probes = probe_api.build_probes(self.context)
-        self.runner = ProbeRunner(
-            self.probes, self.clock, quiet_until=self.context.starting_until
+        self.stretch = ScheduleStretch(
+            self.connection.budget,
+            reserved_estimate(config),
+            {
+                p.name: (p.schedule.interval, expected)
+                for p in self.probes
+                if (expected := probe_api.expected_requests(p)) is not None
+            },
         )
+        self.runner = ProbeRunner(
+            self.probes,
+            self.clock,
+            quiet_until=self.context.starting_until,
+            stretch=self.stretch,
+        )
+        read_models = {
+            p.name: name for p in self.probes if (name := probe_api.read_model_name(p)) is not None
+        }
         self.health = HealthMonitor(
             HealthEvaluator(config, self.clock),
             lambda: probe_readings(self.probes, lambda name: self.runner.states[name].runs),
@@ -72,10 +92,12 @@ class Exporter:
                 *probe_api.family_collectors(self.probes),
                 HealthCollector(self.verdicts, config),
                 self.loop_monitor,
-            ]
+                BudgetCollector(self.connection.budget, self.runner, read_models, config.sharding),
+            ],
+            config.probes.budget.max_series,
         )
         """What /metrics shows, in this order: self metrics, each probe family, health, the
-        event loop."""
+        event loop, the request budget and shard; under the max_series guard."""
         self.fatal: asyncio.Future[str] | None = None
         """Set with a message when the exporter cannot go on (e.g. missing schema)."""
         self.credentials_refused: str | None = None

@@ -6,11 +6,15 @@ context and one section that returns the section's probe. The registry calls it 
 enabled section, so `enabled` is judged here alone. Beside the tables a kind writes, it
 declares the CQL it runs on tables that are not its own (Cassandra's system tables):
 `exporter.grants` grants what that CQL and the sections' own CQL need.
+
+Sharded (`sharding: {index, count}`), the probes are built from the shard's view of the
+config (`shard_config`): its read models and declared queries only, split by Prometheus'
+hashmod of their names; the replication probes in shard 0 alone; reachability everywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +22,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from exporter.config import Config, ProbeSchedule
+from exporter.config.health import HealthConfig, HealthGroup, known_components
+from exporter.results import Check
 from exporter.tables import Table
 from probes import latency, read_models, replication
 from probes.base import Probe, ProbeContext
@@ -89,9 +95,75 @@ KINDS: dict[str, Kind[Any]] = {
 """Every probe kind by name (the probes' `kind`), in the order probes are built."""
 
 
+def read_model_share(probe: Probe) -> bool:
+    """Whether a probe's requests draw on the read models' share of the request budget (the
+    others are reserved: they keep their pace, the read models get what they leave)."""
+    return probe.kind == "read_model"
+
+
+def read_model_name(probe: Probe) -> str | None:
+    """The declared name of a read model's probe (its `read_model` label); None otherwise."""
+    if isinstance(probe, read_models.ReadModelBase):
+        return probe.read_model.name
+    return None
+
+
+def expected_requests(probe: Probe) -> dict[str, float] | None:
+    """A read model's expected requests a second per datacenter at its interval; None for
+    the probes of the reserved share."""
+    if isinstance(probe, read_models.ReadModelBase):
+        return probe.expected_requests()
+    return None
+
+
 def build_probes(context: ProbeContext) -> list[Probe]:
-    """Every enabled probe instance for the config, in registry order."""
+    """Every enabled probe instance for the config's shard, in registry order.
+
+    The service gives the shard's view already (`shard_config`); narrowing is idempotent, so
+    a whole config is narrowed here all the same.
+    """
+    if context.config.sharding.sharded:
+        config = shard_config(context.config)
+        context = ProbeContext(config, context.connection, context.clock, context.starting_until)
     return [probe for kind in KINDS.values() for probe in kind.build(context)]
+
+
+def shard_config(config: Config) -> Config:
+    """The config as one shard sees it: the read models and declared queries whose names
+    hash to it, replication only in shard 0, health groups without the others' components.
+
+    Unsharded, the config itself; narrowing a narrowed view changes nothing.
+    """
+    sharding = config.sharding
+    if not sharding.sharded:
+        return config
+    models = [m for m in config.read_models if sharding.owns(m.name)]
+    latency = config.probes.latency
+    latency = latency.model_copy(
+        update={"queries": [q for q in latency.queries if sharding.owns(q.name)]}
+    )
+    replication = config.probes.replication
+    if not sharding.runs_replication:
+        replication = replication.model_copy(update={"enabled": False})
+    probes = config.probes.model_copy(update={"latency": latency, "replication": replication})
+    known = known_components(config.datacenters, models, latency)
+    health = _shard_health(config.health, known, replication=replication.enabled)
+    return config.model_copy(update={"read_models": models, "probes": probes, "health": health})
+
+
+def _shard_health(
+    health: HealthConfig, known: Mapping[Check, tuple[str, ...]], *, replication: bool
+) -> HealthConfig:
+    """The groups with only the members this shard can report."""
+    groups: dict[str, HealthGroup] = {}
+    for name, group in health.groups.items():
+        members = [
+            m for m in group.checks
+            if (replication or m.check is not Check.REPLICATION_LAG)
+            and (m.component is None or m.component in known.get(m.check, ()))
+        ]
+        groups[name] = group.model_copy(update={"checks": members})
+    return health.model_copy(update={"groups": groups})
 
 
 def tables() -> tuple[Table, ...]:
@@ -138,6 +210,10 @@ __all__ = [
     "Table",
     "build_probes",
     "cassandra_up",
+    "expected_requests",
     "family_collectors",
+    "read_model_name",
+    "read_model_share",
+    "shard_config",
     "tables",
 ]

@@ -20,6 +20,7 @@ from exporter.config.base import (
     UnresolvedSecret,
     format_duration,
 )
+from exporter.config.budget import BudgetConfig
 from exporter.config.cluster import (
     AuthConfig,
     ClusterConfig,
@@ -34,11 +35,13 @@ from exporter.config.probes import ProbeSchedule, ReachabilityConfig
 from exporter.config.read_models import ReadModelConfig, SyncMethod, read_model_problems
 from exporter.config.replication import ReplicationConfig, check_replication_mode
 from exporter.config.server import LogFormat, ServerConfig, parse_listen
+from exporter.config.sharding import ShardingConfig, hashmod, parse_shard
 from exporter.config.thresholds import Thresholds
 from exporter.config.tls import TlsConfig, TlsFileError
 
 __all__ = [
     "AuthConfig",
+    "BudgetConfig",
     "ClusterConfig",
     "Config",
     "ConfigError",
@@ -58,15 +61,18 @@ __all__ = [
     "ReplicationConfig",
     "Secret",
     "ServerConfig",
+    "ShardingConfig",
     "SyncMethod",
     "Thresholds",
     "TlsConfig",
     "TlsFileError",
     "UnresolvedSecret",
     "format_duration",
+    "hashmod",
     "load_config",
     "parse_config",
     "parse_listen",
+    "parse_shard",
 ]
 
 
@@ -84,6 +90,9 @@ class ProbesConfig(StrictModel):
     """Cross-datacenter replication lag sentinels (see docs/replication.md)."""
     latency: LatencyConfig = LatencyConfig()
     """Fixed-rate command and query latency (see docs/latency.md)."""
+    budget: BudgetConfig = BudgetConfig()
+    """The requests a second all probes together may send to a datacenter, and the series
+    `/metrics` may hold (see docs/read-models.md)."""
 
 
 class Config(StrictModel):
@@ -107,6 +116,9 @@ class Config(StrictModel):
     """How thresholds become verdicts (see docs/health.md)."""
     server: ServerConfig = ServerConfig()
     """The HTTP server and logging."""
+    sharding: ShardingConfig = ShardingConfig()
+    """Which share of the read models and declared queries this exporter runs (see
+    docs/sharding.md)."""
 
     @field_validator("probes")
     @classmethod

@@ -166,6 +166,16 @@ class AuditProbe(ReadModelBase):
         self.sampled_any = False
         self.last_verdicts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
 
+    def expected_requests(self) -> dict[str, float]:
+        settings, interval = self.settings, self.read_model.interval
+        sources = (settings.recent_query is not None) + (settings.sample_query is not None)
+        # A run sends in the first 60 % of its timeout at most at the audit's own budget.
+        most = settings.budget * 0.6 * self.schedule.timeout
+        lookups = min(float(settings.samples_per_run), max(0.0, most - sources))
+        rates = {self.source_datacenter: sources / interval}
+        rates[self.datacenter] = rates.get(self.datacenter, 0.0) + lookups / interval
+        return rates
+
     # --- requests under the budget ---------------------------------------------------
 
     async def _slot(self, run: _Run) -> bool:

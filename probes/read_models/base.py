@@ -84,6 +84,11 @@ class ReadModelBase(Probe):
 
     # --- what is read without I/O --------------------------------------------------
 
+    def expected_requests(self) -> dict[str, float]:
+        """Requests a second this read model is expected to send to each datacenter at its
+        interval: what the schedule stretch starts from, before anything is measured."""
+        return {self.datacenter: 1.0 / self.read_model.interval}
+
     def current_lag(self) -> float | None:
         """The last measured lag, or None before the first or once it has gone stale."""
         if self.lag is None or self.lag_measured_at is None:

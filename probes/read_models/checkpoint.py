@@ -95,6 +95,9 @@ class CheckpointProbe(ReadModelBase):
         self.head: float | None = None
         self.position: float | None = None
 
+    def expected_requests(self) -> dict[str, float]:
+        return {self.datacenter: 2.0 / self.read_model.interval}  # the head and the checkpoint
+
     async def _position(self, query: str) -> float | None:
         self.queries += 1
         rows = await self.connection.execute(

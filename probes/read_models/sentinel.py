@@ -98,6 +98,14 @@ class SentinelProbe(ReadModelBase):
                 await self._poller
             self._poller = None
 
+    def expected_requests(self) -> dict[str, float]:
+        interval = self.read_model.interval
+        rates = {self.config.datacenters.write: len(self.settings.statements) / interval}
+        # A few polls per sentinel: the read model mostly shows it within a few hundred ms.
+        polls = 1.0 + min(3.0, 0.3 / self.settings.poll_interval)
+        rates[self.datacenter] = rates.get(self.datacenter, 0.0) + polls / interval
+        return rates
+
     def current_lag(self) -> float | None:
         lag = super().current_lag()
         sentinel = self.outstanding

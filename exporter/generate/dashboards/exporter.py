@@ -188,11 +188,65 @@ def exporter_health(settings: Settings) -> Dashboard:
             ),
         ],
     )
+    requests = catalogue.BUDGET_REQUESTS
+    budget = Row(
+        "Request budget and shards",
+        [
+            graph(
+                title="Requests per datacenter against the budget",
+                description="Requests a second each exporter sends to each datacenter, all "
+                "probes together, beside its budget (each shard has its own). The read "
+                "models get what the replication, latency and reachability probes leave.",
+                targets=queries(
+                    (
+                        f"sum by (instance, cassandra_datacenter) "
+                        f"(rate({requests.total}{inst}[{RATE}]))",
+                        "{{instance}} {{cassandra_datacenter}}",
+                    ),
+                    (
+                        f"max by (cassandra_datacenter) "
+                        f"({catalogue.BUDGET_REQUESTS_PER_SECOND.name}{inst})",
+                        "budget {{cassandra_datacenter}}",
+                    ),
+                ),
+                unit=OPS,
+                size=(8, 7),
+            ),
+            graph(
+                title="Read-model schedule stretch",
+                description="How far the read models' schedules are stretched to fit the "
+                "budget (1: at their intervals). Above 1 for long: raise the budget, lengthen "
+                "the intervals or shard the read models over more exporters.",
+                targets=queries(
+                    (
+                        f"max by (cassandra_datacenter) "
+                        f"({catalogue.BUDGET_SCHEDULE_STRETCH.name}{inst})",
+                        "{{cassandra_datacenter}}",
+                    )
+                ),
+                unit=NONE,
+                size=(8, 7),
+            ),
+            graph(
+                title="Series dropped by max_series",
+                description="Series each exporter left out of /metrics to stay under "
+                "max_series: the series of the read models past the cap, by name.",
+                targets=queries(
+                    (
+                        f"max by (instance) ({catalogue.EXPORTER_SERIES_DROPPED.name}{inst})",
+                        "{{instance}}",
+                    )
+                ),
+                unit=NONE,
+                size=(8, 7),
+            ),
+        ],
+    )
     return dashboard(
         title="CQRS exporter",
         uid="cqrs-exporter",
         description="The exporter's own health: can it reach Cassandra, are its probes "
         "running and succeeding, is its event loop on time.",
         variables=[datasource_variable(), instance_variable()],
-        rows=[status, probes, loop],
+        rows=[status, probes, loop, budget],
     )
