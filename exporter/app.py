@@ -14,6 +14,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.health.http import HealthHandlers
 from exporter.service import Exporter
+from exporter.slo.http import FreshnessHandler
 from exporter.status.page import StatusPage
 
 EXPORTER = web.AppKey("exporter", Exporter)
@@ -82,6 +83,7 @@ def create_app(exporter: Exporter) -> web.Application:
         ).handle,
     )
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/freshness", FreshnessHandler(exporter.slo.freshness_report).handle)
     HealthHandlers(
         exporter.config.health, exporter.verdicts, exporter.liveness, exporter.ready
     ).add_routes(app)

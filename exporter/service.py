@@ -20,6 +20,8 @@ from exporter.health.snapshot import HealthSnapshot
 from exporter.metrics import RunnerCollector, build_registry
 from exporter.scheduler import ProbeRunner
 from exporter.schema import SchemaError, ensure_schema
+from exporter.slo.freshness import VisibilitySource
+from exporter.slo.monitor import SloMonitor
 from probes import registry as probe_api
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,13 @@ class Exporter:
         self.runner = ProbeRunner(
             self.probes, self.clock, quiet_until=self.context.starting_until
         )
+        visibility = [p for p in self.probes if isinstance(p, VisibilitySource)]
+        self.slo = SloMonitor(config, self.clock, lambda: visibility)
         self.health = HealthMonitor(
             HealthEvaluator(config, self.clock),
             lambda: probe_readings(self.probes, lambda name: self.runner.states[name].runs),
             config.health.evaluation_interval,
+            listeners=[self.slo.record],
         )
         self.loop_monitor = EventLoopMonitor()
         self.registry = build_registry(
@@ -71,11 +76,12 @@ class Exporter:
                 RunnerCollector(self.runner.states, self.cassandra_up),
                 *probe_api.family_collectors(self.probes),
                 HealthCollector(self.verdicts, config),
+                self.slo,
                 self.loop_monitor,
             ]
         )
         """What /metrics shows, in this order: self metrics, each probe family, health, the
-        event loop."""
+        SLIs and read-your-writes waits, the event loop."""
         self.fatal: asyncio.Future[str] | None = None
         """Set with a message when the exporter cannot go on (e.g. missing schema)."""
         self.credentials_refused: str | None = None

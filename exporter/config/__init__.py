@@ -34,6 +34,7 @@ from exporter.config.probes import ProbeSchedule, ReachabilityConfig
 from exporter.config.read_models import ReadModelConfig, SyncMethod, read_model_problems
 from exporter.config.replication import ReplicationConfig, check_replication_mode
 from exporter.config.server import LogFormat, ServerConfig, parse_listen
+from exporter.config.slo import SloConfig
 from exporter.config.thresholds import Thresholds
 from exporter.config.tls import TlsConfig, TlsFileError
 
@@ -107,6 +108,8 @@ class Config(StrictModel):
     """How thresholds become verdicts (see docs/health.md)."""
     server: ServerConfig = ServerConfig()
     """The HTTP server and logging."""
+    slo: SloConfig = SloConfig()
+    """Service level objectives and the read-your-writes guidance (see docs/slo.md)."""
 
     @field_validator("probes")
     @classmethod
