@@ -366,7 +366,8 @@ def assert_none(found: list[Problem]) -> None:
 def test_the_generated_files_are_there() -> None:
     assert RULE_FILES, "no alerts/*.rules.yaml"
     assert [p.stem for p in DASHBOARD_FILES] == sorted(
-        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-latency", "cqrs-exporter"]
+        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-latency", "cqrs-exporter",
+         "cqrs-slo"]
     )
 
 
