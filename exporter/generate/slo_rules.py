@@ -39,7 +39,8 @@ LABELS = "slo, component"
 
 def burn_rate(window: str) -> str:
     """The recorded burn rate over one window (or over the period: `period`)."""
-    return f"slo_component:{catalogue.SLO_SLICES.name}:burn_rate{window}"
+    suffix = "_period" if window == PERIOD else window
+    return f"slo_component:{catalogue.SLO_SLICES.name}:burn_rate{suffix}"
 
 
 BUDGET_REMAINING = f"slo_component:{catalogue.SLO_SLICES.name}:error_budget_remaining"
@@ -107,7 +108,8 @@ def _burn_rules(settings: Settings, windows: list[str]) -> list[dict[str, Any]]:
         range_ = window_duration(settings, window)
         for slo in SLO_NAMES:
             expr = f"(\n{error_ratio(slo, range_)}\n) / {promql_number(budget(settings, slo))}"
-            rules.append({"record": burn_rate(window), "expr": expr})
+            # The label (also in the result) keeps the rules of one name apart for promtool.
+            rules.append({"record": burn_rate(window), "expr": expr, "labels": {"slo": slo}})
     return rules
 
 

@@ -4,6 +4,7 @@ generated SLO rules' windows and the OpenSLO document."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 import yaml
@@ -210,3 +211,19 @@ def test_the_openslo_document_has_a_service_and_one_ratio_slo_per_objective() ->
     assert lag_slo["timeWindow"] == [{"duration": "30d", "isRolling": True}]
     assert "bad" in documents[-1]["spec"]["indicator"]["spec"]["ratioMetric"]
     yaml.safe_dump_all(documents)
+
+
+@pytest.mark.parametrize("scale", [1, 30])
+def test_promtool_accepts_the_slo_rules_at_full_and_test_scale(scale: int, tmp_path: Path) -> None:
+    import subprocess
+
+    from exporter.generate import render_slo_rules
+
+    path = tmp_path / "slo.rules.yaml"
+    path.write_text(render_slo_rules(Settings(slo_time_scale=scale)))
+    result = subprocess.run(
+        ["/usr/bin/promtool", "check", "rules", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 45 rules found" in result.stdout
