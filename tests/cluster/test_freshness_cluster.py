@@ -1,6 +1,7 @@
 """Read-your-writes guidance on the real testbed: replication into eu-west delayed by 300 ms
-through its proxies moves eu-west's /freshness wait at p99.9 to the delay, and healing brings
-it back. The freshness window is shortened to 12 s so that it turns over within the test."""
+through its proxies moves eu-west's /freshness visibility distribution by the delay (its wait
+at p99.9 to the delay and the machine's tail), and healing brings it back. The freshness
+window is shortened to 12 s so that it turns over within the test."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 EU = "eu-west"
 DELAY_MS = 300
 TOLERANCE = 0.050
+TAIL = 0.200
 WINDOW = 12.0
 P999 = "0.999"
 
@@ -74,8 +76,11 @@ async def test_a_delay_into_eu_west_moves_its_read_your_writes_wait_and_heal_res
         back_in = time.monotonic() - healed_at
 
     wait = delayed["wait_seconds"][P999]
-    assert abs(wait - DELAY_MS / 1000) <= TOLERANCE, delayed
-    assert delayed["quantiles_seconds"]["0.5"] >= DELAY_MS / 1000 - TOLERANCE, delayed
+    # The distribution moves by the delay: its median within 50 ms of it. Its p99.9 (the
+    # slowest of some 24 sentinels) carries this machine's tail too: 405 and 455 ms were seen
+    # at load 3 on 2 cores, so it is held to the delay plus 200 ms, never below the delay.
+    assert abs(delayed["quantiles_seconds"]["0.5"] - DELAY_MS / 1000) <= TOLERANCE, delayed
+    assert DELAY_MS / 1000 - TOLERANCE <= wait <= DELAY_MS / 1000 + TAIL, delayed
     assert delayed["samples"] >= 10, delayed
     # 300 ms is under the 1 s threshold: eu-west is slow, not stale; read there after the wait.
     assert delayed["stale"] is False and delayed["advice"].startswith("read here"), delayed
