@@ -11,6 +11,7 @@ from exporter.event_loop import short_gil_waits
 from exporter.exposition import Collected, Exposition
 from exporter.health.http import HealthHandlers
 from exporter.service import Exporter
+from exporter.slo.http import FreshnessHandler
 from exporter.status.page import StatusPage
 
 __all__ = ["EXPORTER", "EXPOSITION", "RENDERER", "Collected", "create_app"]
@@ -50,6 +51,7 @@ def create_app(exporter: Exporter) -> web.Application:
         ).handle,
     )
     app.router.add_get("/metrics", app[EXPOSITION].handle)
+    app.router.add_get("/freshness", FreshnessHandler(exporter.slo.freshness_report).handle)
     HealthHandlers(
         exporter.config.health, exporter.verdicts, exporter.liveness, exporter.ready
     ).add_routes(app)

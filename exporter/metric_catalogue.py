@@ -245,6 +245,15 @@ HEALTH_GROUP_STATUS = _gauge("cqrs_health_group_status", "group", "status")
 HEALTH_THRESHOLD = _gauge("cqrs_health_threshold", "check")
 HEALTH_LAST_EVALUATION = _gauge("cqrs_health_last_evaluation_timestamp_seconds")
 
+# --- service level objectives and read-your-writes (docs/slo.md) ------------------------------
+# An SLI is the ratio of two counters: good / all, with the same labels (`slo`, `component`).
+SLO_GOOD_SLICES = _counter("cqrs_slo_good_slices", "slo", "component")
+SLO_SLICES = _counter("cqrs_slo_slices", "slo", "component")
+SLO_OBJECTIVE = _gauge("cqrs_slo_objective", "slo")
+READ_YOUR_WRITES_WAIT = _gauge("cqrs_read_your_writes_wait_seconds", *PAIR, "confidence")
+FRESHNESS_SAMPLES = _gauge("cqrs_freshness_visibility_samples", *PAIR)
+FRESHNESS_STALE = _gauge("cqrs_freshness_stale", *PAIR)
+
 
 CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec for spec in globals().copy().values() if isinstance(spec, MetricSpec)

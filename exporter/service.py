@@ -21,6 +21,8 @@ from exporter.health.snapshot import HealthSnapshot
 from exporter.metrics import BudgetCollector, RunnerCollector, build_registry
 from exporter.scheduler import ProbeRunner
 from exporter.schema import SchemaError, ensure_schema
+from exporter.slo.freshness import VisibilitySource
+from exporter.slo.monitor import SloMonitor
 from exporter.stretch import ScheduleStretch
 from probes import registry as probe_api
 
@@ -80,10 +82,13 @@ class Exporter:
         read_models = {
             p.name: name for p in self.probes if (name := probe_api.read_model_name(p)) is not None
         }
+        visibility = [p for p in self.probes if isinstance(p, VisibilitySource)]
+        self.slo = SloMonitor(config, self.clock, lambda: visibility)
         self.health = HealthMonitor(
             HealthEvaluator(config, self.clock),
             lambda: probe_readings(self.probes, lambda name: self.runner.states[name].runs),
             config.health.evaluation_interval,
+            listeners=[self.slo.record],
         )
         self.loop_monitor = EventLoopMonitor()
         self.registry = build_registry(
@@ -91,13 +96,15 @@ class Exporter:
                 RunnerCollector(self.runner.states, self.cassandra_up),
                 *probe_api.family_collectors(self.probes),
                 HealthCollector(self.verdicts, config),
+                self.slo,
                 self.loop_monitor,
                 BudgetCollector(self.connection.budget, self.runner, read_models, config.sharding),
             ],
             config.probes.budget.max_series,
         )
         """What /metrics shows, in this order: self metrics, each probe family, health, the
-        event loop, the request budget and shard; under the max_series guard."""
+        SLIs and read-your-writes waits, the event loop, the request budget and shard; under
+        the max_series guard."""
         self.fatal: asyncio.Future[str] | None = None
         """Set with a message when the exporter cannot go on (e.g. missing schema)."""
         self.credentials_refused: str | None = None

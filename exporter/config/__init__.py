@@ -36,6 +36,7 @@ from exporter.config.read_models import ReadModelConfig, SyncMethod, read_model_
 from exporter.config.replication import ReplicationConfig, check_replication_mode
 from exporter.config.server import LogFormat, ServerConfig, parse_listen
 from exporter.config.sharding import ShardingConfig, hashmod, parse_shard
+from exporter.config.slo import SloConfig
 from exporter.config.thresholds import Thresholds
 from exporter.config.tls import TlsConfig, TlsFileError
 
@@ -119,6 +120,8 @@ class Config(StrictModel):
     sharding: ShardingConfig = ShardingConfig()
     """Which share of the read models and declared queries this exporter runs (see
     docs/sharding.md)."""
+    slo: SloConfig = SloConfig()
+    """Service level objectives and the read-your-writes guidance (see docs/slo.md)."""
 
     @field_validator("probes")
     @classmethod

@@ -18,9 +18,12 @@ from grafanalib._gen import DashboardEncoder
 from exporter.config import Config
 from exporter.generate.config_reference import render_config_reference
 from exporter.generate.dashboards import DASHBOARDS
+from exporter.generate.openslo import OPENSLO_FILE, render_openslo
 from exporter.generate.panels import Dashboard
 from exporter.generate.rules import rule_groups
 from exporter.generate.settings import DEFAULT_RUNBOOK_URL, Settings
+from exporter.generate.slo_rules import RULES_FILE as SLO_RULES_FILE
+from exporter.generate.slo_rules import slo_rule_groups
 
 __all__ = [
     "DEFAULT_RUNBOOK_URL",
@@ -32,6 +35,7 @@ __all__ = [
     "render",
     "render_dashboard",
     "render_rules",
+    "render_slo_rules",
 ]
 
 RULES_FILE = "cqrs-exporter.rules.yaml"
@@ -47,8 +51,14 @@ GENERATED_DIRS: dict[str, tuple[str, ...]] = {
     "dashboards": ("dashboards", "helm/cqrs-exporter/files/dashboards"),
     "rules": ("alerts", "helm/cqrs-exporter/files/rules"),
     "reference": ("docs",),
+    "openslo": ("docs",),
 }
-_GLOBS = {"dashboards": "*.json", "rules": "*.yaml", "reference": CONFIG_REFERENCE}
+_GLOBS = {
+    "dashboards": "*.json",
+    "rules": "*.yaml",
+    "reference": CONFIG_REFERENCE,
+    "openslo": OPENSLO_FILE,
+}
 
 
 class _RuleDumper(yaml.SafeDumper):
@@ -64,8 +74,17 @@ _RuleDumper.add_representer(str, _str_representer)
 
 
 def render_rules(settings: Settings) -> str:
+    return _render_rule_file(rule_groups(settings))
+
+
+def render_slo_rules(settings: Settings) -> str:
+    """The SLO burn-rate and error-budget rules (`exporter.generate.slo_rules`)."""
+    return _render_rule_file(slo_rule_groups(settings))
+
+
+def _render_rule_file(groups: dict[str, object]) -> str:
     body = yaml.dump(
-        rule_groups(settings),
+        groups,
         Dumper=_RuleDumper,
         sort_keys=False,
         allow_unicode=True,
@@ -89,8 +108,12 @@ def render(settings: Settings) -> dict[PurePosixPath, str]:
         for directory in GENERATED_DIRS["dashboards"]:
             files[PurePosixPath(directory, f"{stem}.json")] = text
     rules = render_rules(settings)
+    slo_rules = render_slo_rules(settings)
     for directory in GENERATED_DIRS["rules"]:
         files[PurePosixPath(directory, RULES_FILE)] = rules
+        files[PurePosixPath(directory, SLO_RULES_FILE)] = slo_rules
+    for directory in GENERATED_DIRS["openslo"]:
+        files[PurePosixPath(directory, OPENSLO_FILE)] = render_openslo(settings, HEADER)
     for directory in GENERATED_DIRS["reference"]:
         files[PurePosixPath(directory, CONFIG_REFERENCE)] = render_config_reference()
     return files

@@ -9,6 +9,7 @@ from exporter import DOCS_URL
 from exporter.config import Config, LatencyConfig, ReplicationConfig, Thresholds
 from exporter.config.health import Severities, Severity
 from exporter.config.read_models import DEFAULT_MIN_CHECKS, EARLY_FAILURES
+from exporter.config.slo import SloConfig
 from exporter.results import Check
 
 ALERT_SEVERITY = {Severity.DOWN: "critical", Severity.DEGRADED: "warning"}
@@ -37,6 +38,10 @@ class Settings:
     """Base URL of docs/runbooks.md; each alert links to `<runbook_url>#<alert name lowercased>`."""
     for_overrides: Mapping[str, str] = field(default_factory=dict)
     """Alert name -> `for:` duration, for test-only rule files; empty for the committed ones."""
+    slo: SloConfig = field(default_factory=SloConfig)
+    """The SLOs the burn-rate rules, the SLO dashboard and the OpenSLO document are made of."""
+    slo_time_scale: float = 1.0
+    """Divides every SLO window (for test-only rule files: 30 turns 1h into 2m); 1 committed."""
 
     @classmethod
     def from_config(cls, config: Config | None, runbook_url: str = DEFAULT_RUNBOOK_URL) -> Settings:
@@ -52,6 +57,7 @@ class Settings:
             loop_lag_flag=config.probes.latency.loop_lag_flag,
             severities=config.health.severities,
             runbook_url=runbook_url,
+            slo=config.slo,
         )
 
     def severity(self, check: Check) -> str:

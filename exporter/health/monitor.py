@@ -28,8 +28,11 @@ class HealthMonitor:
         evaluator: HealthEvaluator,
         read: Callable[[], Iterable[ProbeReading]],
         interval: float,
+        listeners: Iterable[Callable[[HealthSnapshot], None]] = (),
     ) -> None:
         self.evaluator = evaluator
+        self.listeners = tuple(listeners)
+        """Called with each new snapshot (the SLI counters); they do no I/O."""
         self._read = read
         self.interval = interval
         self.history = HealthHistory()
@@ -47,6 +50,11 @@ class HealthMonitor:
             (item for items in snapshot.overall.components.values() for item in items),
             self._last_tick,
         )
+        for listener in self.listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # a listener's bug must not stop the evaluations
+                log.exception("a health listener failed")
         return snapshot
 
     def start(self) -> None:

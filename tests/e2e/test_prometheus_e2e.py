@@ -30,10 +30,11 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from exporter.generate import render_dashboard, render_rules
+from exporter.generate import render_dashboard, render_rules, render_slo_rules
 from exporter.generate.dashboards import DASHBOARDS
 from exporter.generate.rules import alert_rules, recording_rules
 from exporter.generate.settings import Settings
+from exporter.generate.slo_rules import BUDGET_REMAINING
 from testbed.workload import Knobs, Workload, WorkloadThread
 from testbed.workload.read_models import (
     audit_orders_by_customer,
@@ -218,6 +219,17 @@ def e2e_rule_file(directory: Path, for_: str = TEST_FOR) -> Path:
     return path
 
 
+SLO_TIME_SCALE = 30
+"""The SLO rules' windows divided by this here: 1 h and 5 min become 2 min and 10 s."""
+
+
+def e2e_slo_rule_file(directory: Path) -> Path:
+    """The generated SLO rules, every window shortened by SLO_TIME_SCALE."""
+    path = directory / "slo-rules.yaml"
+    path.write_text(render_slo_rules(Settings(slo_time_scale=SLO_TIME_SCALE)))
+    return path
+
+
 @contextlib.contextmanager
 def running_stack(
     cluster: Any, testbed_config: dict[str, Any], directory: Path, *, for_: str = TEST_FOR
@@ -253,7 +265,7 @@ def running_stack(
                 "scrape_timeout": f"{SCRAPE_SECONDS}s",
                 "evaluation_interval": "1s",
             },
-            "rule_files": [str(e2e_rule_file(directory, for_))],
+            "rule_files": [str(e2e_rule_file(directory, for_)), str(e2e_slo_rule_file(directory))],
             "scrape_configs": [
                 {
                     "job_name": "cqrs-exporter",
@@ -371,7 +383,9 @@ def test_every_panel_query_and_rule_expression_returns_data(stack: Stack) -> Non
 
     groups = stack.api("/api/v1/rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == len(recording_rules()) + len(alert_rules(Settings()))
+    slo_groups = yaml.safe_load(render_slo_rules(Settings()))["groups"]
+    slo_rules = sum(len(group["rules"]) for group in slo_groups)
+    assert len(rules) == len(recording_rules()) + len(alert_rules(Settings())) + slo_rules
     for rule in rules:
         assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
     # Both exporters are scraped, so the exporter alert is silent. (The threshold alerts
@@ -451,3 +465,57 @@ def test_pausing_a_read_datacenter_fires_replication_lag_and_resuming_clears_it(
         f"\npause -> pending {timings.pending:.1f} s, pause -> firing {timings.firing:.1f} s "
         f"(for: {TEST_FOR}), resume -> cleared {timings.cleared:.1f} s"
     )
+
+
+SLO_ALERT = "CqrsSloBurnRate1h"
+
+
+def slo_alerts(stack: Stack) -> dict[str, str]:
+    """component -> state of each active fast-burn alert of the replication-lag SLO."""
+    return {
+        a["labels"]["component"]: a["state"]
+        for a in stack.api("/api/v1/alerts")["alerts"]
+        if a["labels"]["alertname"] == SLO_ALERT and a["labels"].get("slo") == "replication_lag"
+    }
+
+
+def budget_remaining(stack: Stack, dc: str) -> float | None:
+    found = stack.query(f'{BUDGET_REMAINING}{{slo="replication_lag", component="{dc}"}}')
+    return float(found[0]["value"][1]) if found else None
+
+
+@pytest.mark.fault
+def test_a_partition_burns_the_replication_budget_and_fires_the_fast_burn_alert(
+    stack: Stack, healthy_testbed: Any
+) -> None:
+    """With the SLO windows divided by 30 (1 h and 5 min: 2 min and 10 s), cutting
+    replication into eu-west burns its budget and pages within the short window."""
+    wait_for(
+        lambda: PAUSED not in slo_alerts(stack) and budget_remaining(stack, PAUSED) is not None,
+        timeout=120,
+        message=f"no {SLO_ALERT} for {PAUSED} before the partition, and a budget",
+    )
+    before = budget_remaining(stack, PAUSED)
+    assert before is not None
+    cut_at = time.monotonic()
+    healthy_testbed.partition(PAUSED)
+    try:
+        wait_for(
+            lambda: slo_alerts(stack).get(PAUSED) == "firing",
+            timeout=60,
+            message=f"{SLO_ALERT} firing for {PAUSED}",
+        )
+        fired_in = time.monotonic() - cut_at
+        burned = wait_for(
+            lambda: (b := budget_remaining(stack, PAUSED)) is not None and b < before - 0.5 and b,
+            timeout=60,
+            message=f"{PAUSED}'s replication budget burning",
+        )
+        others = {dc: state for dc, state in slo_alerts(stack).items() if dc != PAUSED}
+    finally:
+        healthy_testbed.heal(PAUSED)
+    assert "firing" not in others.values(), others
+    # Within the scaled short window (10 s), plus a scrape (4 s) and the evaluations.
+    assert fired_in <= 40, fired_in
+    print(f"\n{SLO_ALERT} fired {fired_in:.1f} s after the cut; {PAUSED}'s budget remaining "
+          f"{before:.2f} -> {burned:.2f}")

@@ -17,6 +17,7 @@ import yaml
 
 from exporter.generate.rules import alert_rules
 from exporter.generate.settings import Settings
+from exporter.generate.slo_rules import BURN_ALERTS
 
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = "/usr/bin/promtool"
@@ -52,6 +53,7 @@ def test_every_alert_has_cases_that_fire_and_cases_that_stay_silent() -> None:
             for item in case.get("alert_rule_test", []):
                 (firing if item["exp_alerts"] else silent).add(item["alertname"])
     names = {rule.name for rule in alert_rules(Settings())}
+    names |= {burn.name for burn in BURN_ALERTS}
     assert firing == names
     assert silent == names
 

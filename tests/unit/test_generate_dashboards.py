@@ -50,9 +50,10 @@ def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
     return load(request.param)
 
 
-def test_there_are_the_four_dashboards_of_the_issue_and_a_latency_one() -> None:
+def test_there_are_the_four_dashboards_of_the_issue_a_latency_one_and_an_slo_one() -> None:
     assert [p.stem for p in PATHS] == sorted(
-        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-exporter", "cqrs-latency"]
+        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-exporter", "cqrs-latency",
+         "cqrs-slo"]
     )
 
 

@@ -366,7 +366,8 @@ def assert_none(found: list[Problem]) -> None:
 def test_the_generated_files_are_there() -> None:
     assert RULE_FILES, "no alerts/*.rules.yaml"
     assert [p.stem for p in DASHBOARD_FILES] == sorted(
-        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-latency", "cqrs-exporter"]
+        ["cqrs-overview", "cqrs-replication", "cqrs-read-models", "cqrs-latency", "cqrs-exporter",
+         "cqrs-slo"]
     )
 
 
@@ -460,7 +461,9 @@ def test_the_check_finds_a_wrong_label_an_unknown_metric_and_an_unknown_legend(
 
 
 def test_recorded_series_keep_the_labels_they_are_recorded_by(scope: Scope) -> None:
-    assert scope.recorded == {
+    slo = {name for name in scope.recorded if name.startswith("slo_component:")}
+    assert {scope.recorded[name] for name in slo} == {frozenset({"slo", "component"})}
+    assert {k: v for k, v in scope.recorded.items() if k not in slo} == {
         "cassandra_datacenter:cqrs_command_duration_seconds:p99_rate5m": {"cassandra_datacenter"},
         "cassandra_datacenter:cqrs_command_duration_seconds_count:increase5m": {
             "cassandra_datacenter"

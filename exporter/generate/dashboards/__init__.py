@@ -9,10 +9,19 @@ from exporter.generate.dashboards.latency import latency
 from exporter.generate.dashboards.overview import overview
 from exporter.generate.dashboards.read_models import read_models
 from exporter.generate.dashboards.replication import replication
+from exporter.generate.dashboards.slo import slo_dashboard
 from exporter.generate.panels import Dashboard
 from exporter.generate.settings import Settings
 
-__all__ = ["DASHBOARDS", "exporter_health", "latency", "overview", "read_models", "replication"]
+__all__ = [
+    "DASHBOARDS",
+    "exporter_health",
+    "latency",
+    "overview",
+    "read_models",
+    "replication",
+    "slo_dashboard",
+]
 
 DASHBOARDS: dict[str, Callable[[Settings], Dashboard]] = {
     "cqrs-overview": overview,
@@ -20,5 +29,6 @@ DASHBOARDS: dict[str, Callable[[Settings], Dashboard]] = {
     "cqrs-read-models": read_models,
     "cqrs-latency": latency,
     "cqrs-exporter": exporter_health,
+    "cqrs-slo": slo_dashboard,
 }
 """File stem -> dashboard; the stem is also the dashboard's uid."""
