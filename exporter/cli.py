@@ -9,20 +9,38 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config, parse_listen
-from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
+
+# As exporter.serving has them; imported lazily, so that `check-config` answers fast
+# without loading the HTTP server and the driver.
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per record; an exception comes as `exc_type`, `exc_message` and
+    `exc_info` (the formatted traceback), a stack as `stack_info`."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.exc_info and record.exc_info[0] is not None:
+            kind, value, _ = record.exc_info
+            entry["exc_type"] = f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+            entry["exc_message"] = str(value)
+            entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
         return json.dumps(entry)
 
 
@@ -98,6 +116,8 @@ def cmd_grants(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from exporter.serving import serve
+
     config = _load(args.config)
     if isinstance(config, int):
         return config
@@ -110,6 +130,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"--listen: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.server.log_level, config.server.log_format.value)
+    if config.cluster.auth is not None and not config.cluster.tls.enabled:
+        logging.getLogger(__name__).warning(
+            "cluster.auth is set but cluster.tls.enabled is false: the password crosses the "
+            "network in clear text"
+        )
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(config, host, port))
     return EXIT_OK
@@ -166,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--resolve-secrets",
         action="store_true",
-        help="also read every secret (environment variable or file), as `serve` does",
+        help="also read every secret (environment variable or file) and TLS file, as `serve` "
+        "does",
     )
     check.set_defaults(func=cmd_check_config)
 

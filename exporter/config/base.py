@@ -39,7 +39,7 @@ MIN_DURATION = 0.001
 MAX_DURATION = 86_400.0
 """1 day: longer ones are mistakes, and overflow timers."""
 
-_DURATION_PART = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(ms|s|m|h)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -139,10 +139,12 @@ ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}")
 """A Cassandra role: printed double-quoted by `grants` when not a bare lower-case name."""
 
 
-def _matching(pattern: re.Pattern[str], what: str, rule: str) -> Any:
+def _matching(pattern: re.Pattern[str], what: str, rule: str, *, echo: bool = True) -> Any:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
-            raise ValueError(f"{_short(value)} is not a valid {what}: {rule}")
+            # A role sits beside its password: a value pasted in the wrong key is not repeated.
+            shown = _short(value) if echo else f"a {len(value)}-character string"
+            raise ValueError(f"{shown} is not a valid {what}: {rule}")
         return value
 
     return AfterValidator(check)
@@ -172,14 +174,10 @@ RoleName = Annotated[
         ROLE_NAME,
         "role name",
         "letters, digits, '_', '.', '@' or '-', at most 128 characters",
+        echo=False,
     ),
 ]
 """A Cassandra role name."""
-
-
-def cql_string(text: str) -> str:
-    """`text` as a CQL string literal: single-quoted, quotes doubled."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 RESOLVE_SECRETS = "resolve_secrets"

@@ -19,7 +19,6 @@ from exporter.config.base import (
 )
 from exporter.config.tls import TlsConfig
 
-
 MAX_REPLICATION_FACTOR = 20
 
 

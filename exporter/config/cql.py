@@ -89,3 +89,16 @@ def check_write(cql: str) -> None:
             )
     if "BEGIN" in inner or "APPLY" in inner:
         raise ValueError("a BATCH holds statements, not another BATCH")
+
+
+_BARE = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def quote_name(name: str) -> str:
+    """A name as CQL must write it: bare when lower-case, else double-quoted."""
+    return name if _BARE.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
+def quote_string(text: str) -> str:
+    """`text` as a CQL string literal: single-quoted, quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"

@@ -41,7 +41,7 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise LoadError(
                 "(file)",
                 f"alias *{event.anchor} at line {event.start_mark.line + 1}: aliases are not "
@@ -50,12 +50,12 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise LoadError(
                     "(file)",
                     f"nested deeper than {MAX_DEPTH} levels at line {mark.line + 1}",
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -118,6 +118,13 @@ def _check_duplicates(node: Node, where: str) -> None:
             _check_duplicates(value_node, _path(where, key))
 
 
+def _malformed(exc: yaml.YAMLError) -> LoadError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+    problem = getattr(exc, "problem", None) or "not YAML"
+    return LoadError("(file)", f"malformed YAML at {where}: {problem}")
+
+
 def load_yaml(path: str | Path) -> Any:
     """The file's data (mappings, lists, scalars), or LoadError naming the problem."""
     text = _decode(_read(Path(path)))
@@ -126,19 +133,13 @@ def load_yaml(path: str | Path) -> Any:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-            problem = getattr(exc, "problem", None) or "not YAML"
-            raise LoadError("(file)", f"malformed YAML at {where}: {problem}") from None
+            raise _malformed(exc) from None
         if node is None:
             return None
         _check_duplicates(node, "")
         try:
             return loader.construct_document(node)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else "unknown position"
-            problem = getattr(exc, "problem", None) or "cannot be read"
-            raise LoadError("(file)", f"malformed YAML at {where}: {problem}") from None
+            raise _malformed(exc) from None
     finally:
         loader.dispose()
