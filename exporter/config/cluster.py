@@ -75,7 +75,8 @@ class DatacentersConfig(StrictModel):
     """The write datacenter takes the commands; each read datacenter serves queries."""
 
     write: DatacenterName
-    """The primary datacenter, where commands are written at the command consistency."""
+    """The primary datacenter, where commands are written at the command consistency (as the
+    snitch names it: letters, digits, `_`, `.`, `-`)."""
     read: list[DatacenterName] = Field(default_factory=list, max_length=32)
     """The regional datacenters that serve queries from read models (at most 32)."""
     local: DatacenterName | None = None
