@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.config.base import MAX_COUNT, Duration, StrictModel, format_duration
+from exporter.config.base import Count, Duration, StrictModel, format_duration
 from exporter.config.cluster import Consistency, DatacentersConfig
 from exporter.config.cql import MAX_CQL_LENGTH, check_select
 from exporter.config.probes import ProbeSchedule
@@ -121,7 +121,7 @@ class LatencyConfig(ProbeSchedule):
     """Requests per second per datacenter, at fixed intended start times."""
     window: Duration = 300.0
     window_slices: int = Field(default=5, ge=1, le=60)
-    min_samples: int = Field(default=100, ge=1, le=MAX_COUNT)
+    min_samples: Count = 100
     """Below this many samples in the window the p99 verdict is `insufficient data`."""
     command_consistency: Consistency | None = None
     """Defaults to `consistency.command`."""

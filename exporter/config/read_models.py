@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.config.base import MAX_COUNT, Duration, StrictModel, format_duration, parse_duration
+from exporter.config.base import Count, Duration, Rate, StrictModel, format_duration, parse_duration
 from exporter.config.cluster import Consistency
 from exporter.config.cql import MAX_CQL_LENGTH, check_select, check_write
 from exporter.config.probes import ProbeSchedule
@@ -119,7 +119,7 @@ class AuditConfig(StrictModel):
     """The read model's row for one source row; binds source columns by name."""
     compare: list[str] | dict[str, str] = Field(max_length=64)
     """Fields that must match: names common to both, or {read_model_column: source_column}."""
-    budget: float = Field(default=10.0, gt=0, le=10_000)
+    budget: Rate = 10.0
     """Queries per second this audit may send, all of them counted."""
     samples_per_run: int = Field(default=40, ge=1, le=100_000)
     recent_share: float = Field(default=0.5, ge=0, le=1)
@@ -256,7 +256,7 @@ class ReadModelConfig(ProbeSchedule):
     failure_window: Duration = 900.0
     """The sync failure ratio covers the checks of this long."""
     failure_window_slices: int = Field(default=15, ge=1, le=120)
-    min_checks: int = Field(default=DEFAULT_MIN_CHECKS, ge=1, le=MAX_COUNT)
+    min_checks: Count = DEFAULT_MIN_CHECKS
     """Below this many checks in the window the ratio's verdict is `insufficient data`,
     unless the window already holds `EARLY_FAILURES` failures. At 200, one failure alone
     never breaches 0.1 % (its Wilson lower bound is 0.088 %)."""
