@@ -36,7 +36,7 @@ class TlsConfig(StrictModel):
     the files are given only with `enabled: true`."""
 
     enabled: bool = False
-    """Connect over TLS; the other keys apply only then."""
+    """Connect over TLS; the other keys are given only then (otherwise they are an error)."""
     ca_file: Path | None = None
     """PEM CA bundle that signed the nodes' certificates; the system store if unset."""
     cert_file: Path | None = None
@@ -55,11 +55,14 @@ class TlsConfig(StrictModel):
         if self.cert_file is not None and self.key_file is None:
             errors.append(_error("key_file", "required with cert_file: give the private key too"))
         if not self.enabled:
-            for name in ("ca_file", "cert_file", "key_file"):
-                if getattr(self, name) is not None:
-                    message = f"is false but {name} is set: enable TLS, or remove {name}"
-                    errors.append(_error("enabled", message))
-                    break
+            files = ("ca_file", "cert_file", "key_file")
+            given = [n for n in files if getattr(self, n) is not None]
+            if "verify_hostname" in self.model_fields_set:
+                given.append("verify_hostname")
+            if given:
+                name = given[0]
+                message = f"is false but {name} is set: enable TLS, or remove {name}"
+                errors.append(_error("enabled", message))
         if errors:
             raise ValidationError.from_exception_data("TlsConfig", errors)
         return self
