@@ -9,6 +9,7 @@ no traceback, and within 2 s. A case file starts with `#` lines that say how to 
 - `# write: NAME=CONTENT`: a file @TMP@/NAME holding CONTENT (`\\n` a newline, `@N` N bytes);
 - `# mkfifo: NAME`: a FIFO @TMP@/NAME (nothing ever writes to it);
 - `# pad: N`: N more bytes of comment at the end of the file;
+- `# flood: N`: a key at the end holding a list of N numbers;
 - `# secret: VALUE`: a secret the case holds, which no output may repeat.
 
 @TMP@ in a case stands for its scratch directory, @FILE@ for the config file's path.
@@ -38,6 +39,7 @@ CATEGORIES = [
     "unknown_dc_replication_factor", "injected_datacenter", "bad_keyspace", "bad_role",
     "truncate_sentinel_write", "drop_sentinel_write", "grant_sentinel_write", "delete_as_read",
     "select_then_drop", "missing_tls_file", "unparseable_tls_file", "tls_options_while_disabled",
+    "too_many_values", "nested_mappings",
 ]
 
 
@@ -50,6 +52,7 @@ class Case:
     files: dict[str, str] = field(default_factory=dict)
     fifos: list[str] = field(default_factory=list)
     pad: int = 0
+    flood: int = 0
     secrets: list[str] = field(default_factory=list)
 
     @classmethod
@@ -70,6 +73,8 @@ class Case:
                 case.fifos.append(value)
             elif name == "pad":
                 case.pad = int(value)
+            elif name == "flood":
+                case.flood = int(value)
             elif name == "secret":
                 case.secrets.append(value)
         return case
@@ -78,7 +83,11 @@ class Case:
         """Write the config and what it refers to into `tmp`; the config's path."""
         config = tmp / self.path.name
         data = self.path.read_bytes().replace(b"@TMP@", str(tmp).encode())
-        config.write_bytes(data + b"#" + b"x" * self.pad + b"\n" if self.pad else data)
+        if self.pad:
+            data += b"#" + b"x" * self.pad + b"\n"
+        if self.flood:
+            data += b"flood: [" + b",".join([b"0"] * self.flood) + b"]\n"
+        config.write_bytes(data)
         for name, content in self.files.items():
             text = "x" * int(content[1:]) if content.startswith("@") else content
             (tmp / name).write_text(text.replace("\\n", "\n"))
