@@ -66,15 +66,19 @@ def _report_config_error(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _load(path: str, *, resolve_secrets: bool = True) -> Config | int:
+def _load(
+    path: str, *, resolve_secrets: bool = True, read_tls_files: bool | None = None
+) -> Config | int:
     try:
-        return load_config(path, resolve_secrets=resolve_secrets)
+        return load_config(path, resolve_secrets=resolve_secrets, read_tls_files=read_tls_files)
     except ConfigError as error:
         return _report_config_error(error)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config, resolve_secrets=args.resolve_secrets)
+    config = _load(
+        args.config, resolve_secrets=args.resolve_secrets, read_tls_files=args.tls_files
+    )
     if isinstance(config, int):
         return config
     secrets = "secrets read" if args.resolve_secrets else "secrets not read (--resolve-secrets)"
@@ -118,11 +122,9 @@ def cmd_grants(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from exporter.serving import serve
 
-    config = _load(args.config)
+    config = _load(args.config)  # secrets and TLS files read, each problem at its key
     if isinstance(config, int):
         return config
-    if problems := config.cluster.tls.file_problems():  # files only serve needs
-        return _report_config_error(ConfigError(args.config, problems))
     listen = args.listen or config.server.listen
     try:
         host, port = parse_listen(listen)
@@ -191,8 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--resolve-secrets",
         action="store_true",
-        help="also read every secret (environment variable or file) and TLS file, as `serve` "
-        "does",
+        help="also read every secret (environment variable or file), as `serve` does",
+    )
+    check.add_argument(
+        "--tls-files",
+        action="store_true",
+        help="also read and parse the cluster.tls files, as `serve` does",
     )
     check.set_defaults(func=cmd_check_config)
 

@@ -221,13 +221,18 @@ def _model_errors(exc: ValidationError) -> list[str]:
 
 
 def parse_config(
-    data: Any, source: str = "<config>", *, resolve_secrets: bool = True
+    data: Any,
+    source: str = "<config>",
+    *,
+    resolve_secrets: bool = True,
+    read_tls_files: bool | None = None,
 ) -> Config:
     """Validate already-parsed YAML into a frozen Config, or raise ConfigError.
 
     With `resolve_secrets=False` secret references are checked but not read: their values
-    are `UnresolvedSecret`s, good for validating a config, not for connecting with it; nor
-    are the TLS files, which are otherwise read and parsed here, each problem at its key.
+    are `UnresolvedSecret`s, good for validating a config, not for connecting with it.
+    `read_tls_files` (by default as `resolve_secrets`) reads and parses the TLS files here,
+    each problem at its key.
     """
     if data is None:
         raise ConfigError(source, ["(top level): the configuration file is empty"])
@@ -241,12 +246,16 @@ def parse_config(
         raise ConfigError(source, _model_errors(exc)) from None
     except RecursionError:  # only parsed data deeper than any file load_config accepts
         raise ConfigError(source, ["(top level): nested too deeply"]) from None
-    if resolve_secrets and (problems := config.cluster.tls.file_problems()):
+    if read_tls_files is None:
+        read_tls_files = resolve_secrets
+    if read_tls_files and (problems := config.cluster.tls.file_problems()):
         raise ConfigError(source, problems)
     return config
 
 
-def load_config(path: str | Path, *, resolve_secrets: bool = True) -> Config:
+def load_config(
+    path: str | Path, *, resolve_secrets: bool = True, read_tls_files: bool | None = None
+) -> Config:
     """Read and validate a YAML config file, or raise ConfigError (see `parse_config`).
 
     The file is refused unread past a size cap, and when binary, not UTF-8, nested too
@@ -257,4 +266,6 @@ def load_config(path: str | Path, *, resolve_secrets: bool = True) -> Config:
         data = load_yaml(path)
     except LoadError as exc:
         raise ConfigError(source, [str(exc)]) from None
-    return parse_config(data, source, resolve_secrets=resolve_secrets)
+    return parse_config(
+        data, source, resolve_secrets=resolve_secrets, read_tls_files=read_tls_files
+    )

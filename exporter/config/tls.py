@@ -1,10 +1,9 @@
 """TLS to Cassandra: the CA, the client certificate, and the SSL context made from them.
 
-Loading the config checks the keys and, where secrets are read (`serve`, `check-config
---resolve-secrets`), the files too: each must be a regular file of at most `MAX_TLS_BYTES`
-and parse as what its key says; each problem is one line at the key that names the file.
-`check-config` without `--resolve-secrets` does not read them, for they may exist only
-where the exporter runs (a mounted Secret).
+Loading the config checks the keys and, for `serve` (and `check-config --tls-files`), the
+files too: each must be a regular file of at most `MAX_TLS_BYTES` and parse as what its key
+says; each problem is one line at the key that names the file. `check-config` alone does
+not read them, for they may exist only where the exporter runs (a mounted Secret).
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ class TlsFileError(Exception):
 
 class TlsConfig(StrictModel):
     """Client-to-node encryption. Loading the config for `serve` (or `check-config
-    --resolve-secrets`) reads the files and names a missing, unreadable or mismatched one;
-    the files are given only with `enabled: true`."""
+    --tls-files`) reads the files and names a missing, unreadable or mismatched one; the
+    files are given only with `enabled: true`."""
 
     enabled: bool = False
     """Connect over TLS; the other keys are given only then (otherwise they are an error)."""

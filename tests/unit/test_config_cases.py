@@ -4,7 +4,8 @@ Each case is refused by `cqrs-exporter check-config` with exit 2 and one line na
 no traceback, and within 2 s. A case file starts with `#` lines that say how to run it:
 
 - `# expect: TEXT`: the one error line contains TEXT (it starts with TEXT's key);
-- `# args: ARGS`: more check-config arguments (`--resolve-secrets` reads secrets and TLS files);
+- `# args: ARGS`: more check-config arguments (`--resolve-secrets` reads the secrets,
+  `--tls-files` the TLS files);
 - `# env: NAME=VALUE`: set in the environment;
 - `# write: NAME=CONTENT`: a file @TMP@/NAME holding CONTENT (`\\n` a newline, `@N` N bytes);
 - `# mkfifo: NAME`: a FIFO @TMP@/NAME (nothing ever writes to it);
@@ -143,7 +144,11 @@ def test_the_case_is_refused_within_two_seconds(
         monkeypatch.setenv(name, value)
     started = time.monotonic()
     with pytest.raises(ConfigError) as caught:
-        load_config(config, resolve_secrets="--resolve-secrets" in case.args)
+        load_config(
+            config,
+            resolve_secrets="--resolve-secrets" in case.args,
+            read_tls_files="--tls-files" in case.args,
+        )
     elapsed = time.monotonic() - started
     assert elapsed < REFUSED_WITHIN, f"{elapsed:.2f}s"
     assert [case.expected(tmp_path, config) in line for line in caught.value.errors] == [True]

@@ -168,9 +168,9 @@ def test_files_without_tls_enabled_are_a_mistake(material: TlsMaterial) -> None:
     ]
 
 
-def test_files_are_read_where_secrets_are_and_only_there(tmp_path: Path) -> None:
+def test_files_are_read_by_serve_and_check_config_tls_files(tmp_path: Path) -> None:
     """Where a config is only checked (CI), the mounted files are not there to read;
-    `check-config --resolve-secrets` reads them as `serve` does."""
+    `check-config --tls-files` reads them as `serve` does."""
     absent = tmp_path / "absent.pem"
     path = tmp_path / "config.yaml"
     data = {
@@ -185,7 +185,9 @@ def test_files_are_read_where_secrets_are_and_only_there(tmp_path: Path) -> None
     shape = [sys.executable, "-m", "exporter", "check-config", str(path)]
     checked = subprocess.run(shape, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
-    full = [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)]
+    secrets = [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)]
+    assert subprocess.run(secrets, capture_output=True, timeout=60).returncode == 0
+    full = [sys.executable, "-m", "exporter", "check-config", "--tls-files", str(path)]
     resolved = subprocess.run(full, capture_output=True, text=True, timeout=60)
     assert resolved.returncode == 2
     assert resolved.stderr.splitlines() == expected
