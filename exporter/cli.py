@@ -9,20 +9,38 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config, parse_listen, parse_shard
-from exporter.serving import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, serve
+
+# As exporter.serving has them; imported lazily, so that `check-config` answers fast
+# without loading the HTTP server and the driver.
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per record; an exception comes as `exc_type`, `exc_message` and
+    `exc_info` (the formatted traceback), a stack as `stack_info`."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.exc_info and record.exc_info[0] is not None:
+            kind, value, _ = record.exc_info
+            entry["exc_type"] = f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
+            entry["exc_message"] = str(value)
+            entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
         return json.dumps(entry)
 
 
@@ -48,15 +66,19 @@ def _report_config_error(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _load(path: str, *, resolve_secrets: bool = True) -> Config | int:
+def _load(
+    path: str, *, resolve_secrets: bool = True, read_tls_files: bool | None = None
+) -> Config | int:
     try:
-        return load_config(path, resolve_secrets=resolve_secrets)
+        return load_config(path, resolve_secrets=resolve_secrets, read_tls_files=read_tls_files)
     except ConfigError as error:
         return _report_config_error(error)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config, resolve_secrets=args.resolve_secrets)
+    config = _load(
+        args.config, resolve_secrets=args.resolve_secrets, read_tls_files=args.tls_files
+    )
     if isinstance(config, int):
         return config
     secrets = "secrets read" if args.resolve_secrets else "secrets not read (--resolve-secrets)"
@@ -98,11 +120,11 @@ def cmd_grants(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    from exporter.serving import serve
+
+    config = _load(args.config)  # secrets and TLS files read, each problem at its key
     if isinstance(config, int):
         return config
-    if problems := config.cluster.tls.file_problems():  # files only serve needs
-        return _report_config_error(ConfigError(args.config, problems))
     if args.shard is not None:
         try:
             config = config.model_copy(update={"sharding": parse_shard(args.shard)})
@@ -116,6 +138,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"--listen: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.server.log_level, config.server.log_format.value)
+    if config.cluster.auth is not None and not config.cluster.tls.enabled:
+        logging.getLogger(__name__).warning(
+            "cluster.auth is set but cluster.tls.enabled is false: the password crosses the "
+            "network in clear text"
+        )
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(serve(config, host, port, args.web_config_file))
     return EXIT_OK
@@ -183,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolve-secrets",
         action="store_true",
         help="also read every secret (environment variable or file), as `serve` does",
+    )
+    check.add_argument(
+        "--tls-files",
+        action="store_true",
+        help="also read and parse the cluster.tls files, as `serve` does",
     )
     check.set_defaults(func=cmd_check_config)
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from exporter.config import Config
+from exporter.config.cql import quote_name
 from exporter.schema import keyspace_cql
 from probes import registry
 
@@ -34,7 +35,6 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _STATEMENT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|BEGIN)\b", re.IGNORECASE)
-_BARE = re.compile(r"[a-z_][a-z0-9_]*")
 _NAMES_TABLE = {("FROM", "SELECT"), ("FROM", "DELETE"), ("INTO", "INSERT")}
 """(keyword, statement): the keyword before the table's name in that statement."""
 
@@ -63,7 +63,7 @@ class Access:
 
 def quote(name: str) -> str:
     """A name as CQL must write it: bare when lower-case, else double-quoted."""
-    return name if _BARE.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+    return quote_name(name)
 
 
 def _name(token: str) -> str:

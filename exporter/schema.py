@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from exporter.config import Config
+from exporter.config.cql import quote_name, quote_string
 from exporter.connection import CassandraConnection
 from exporter.tables import Table
 from probes import registry
@@ -43,16 +44,23 @@ class SchemaGaps:
 
 
 def keyspace_cql(config: Config) -> str:
+    """CREATE KEYSPACE, each datacenter a quoted string literal (names are checked at load
+    too, but a replication map is no place to trust them)."""
     replication = config.monitoring.replication_for(config.datacenters.all)
-    options = ", ".join(f"'{dc}': {rf}" for dc, rf in replication.items())
+    options = ", ".join(f"{quote_string(dc)}: {int(rf)}" for dc, rf in replication.items())
     return (
-        f"CREATE KEYSPACE IF NOT EXISTS {config.monitoring.keyspace} WITH replication = "
+        f"CREATE KEYSPACE IF NOT EXISTS {_keyspace(config)} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', {options}}}"
     )
 
 
+def _keyspace(config: Config) -> str:
+    # An unquoted name in CQL is case-insensitive: quote the name Cassandra stores.
+    return quote_name(config.monitoring.keyspace.lower())
+
+
 def table_cql(config: Config, table: Table) -> str:
-    return f"CREATE TABLE IF NOT EXISTS {config.monitoring.keyspace}.{table.name} ({table.body})"
+    return f"CREATE TABLE IF NOT EXISTS {_keyspace(config)}.{quote_name(table.name)} ({table.body})"
 
 
 def schema_cql(config: Config) -> list[str]:
@@ -62,7 +70,7 @@ def schema_cql(config: Config) -> list[str]:
 
 async def missing_schema(config: Config, connection: CassandraConnection) -> SchemaGaps:
     """Compare the monitoring keyspace's tables and columns with what the probes write."""
-    keyspace = config.monitoring.keyspace
+    keyspace = config.monitoring.keyspace.lower()  # as Cassandra stores an unquoted name
     dc = config.datacenters.local_datacenter
     rows = await connection.execute(
         "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
@@ -129,7 +137,8 @@ async def ensure_schema(config: Config, connection: CassandraConnection) -> None
         *([keyspace_cql(config)] if gaps.keyspace else []),
         *(table_cql(config, t) for t in registry.tables()),
         *(
-            f"ALTER TABLE {keyspace}.{table.name} ADD {column} {cql_type}"
+            f"ALTER TABLE {_keyspace(config)}.{quote_name(table.name)} ADD {quote_name(column)} "
+            f"{cql_type}"
             for table, column, cql_type in gaps.columns
         ),
     ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from exporter.config.base import (
@@ -28,9 +27,11 @@ from exporter.config.cluster import (
     ConsistencyConfig,
     DatacentersConfig,
     MonitoringConfig,
+    check_replication_factors,
 )
 from exporter.config.health import HealthConfig, check_group_components, known_components
 from exporter.config.latency import LatencyConfig, check_latency_datacenters
+from exporter.config.loading import LoadError, load_yaml
 from exporter.config.probes import ProbeSchedule, ReachabilityConfig
 from exporter.config.read_models import ReadModelConfig, SyncMethod, read_model_problems
 from exporter.config.replication import ReplicationConfig, check_replication_mode
@@ -109,7 +110,7 @@ class Config(StrictModel):
     """The exporter's own keyspace."""
     probes: ProbesConfig = ProbesConfig()
     """Each probe's schedule and settings."""
-    read_models: list[ReadModelConfig] = Field(default_factory=list)
+    read_models: list[ReadModelConfig] = Field(default_factory=list, max_length=100)
     """The read models to watch, each with its measuring method (see docs/read-models.md)."""
     thresholds: Thresholds = Thresholds()
     """The documented alert thresholds, shared by /health, the alert rules and the dashboards."""
@@ -122,6 +123,16 @@ class Config(StrictModel):
     docs/sharding.md)."""
     slo: SloConfig = SloConfig()
     """Service level objectives and the read-your-writes guidance (see docs/slo.md)."""
+
+    @field_validator("monitoring")
+    @classmethod
+    def _replication_factors_known(
+        cls, monitoring: MonitoringConfig, info: ValidationInfo
+    ) -> MonitoringConfig:
+        datacenters = info.data.get("datacenters")
+        if datacenters is None:
+            return monitoring
+        return check_replication_factors(monitoring, datacenters)
 
     @field_validator("probes")
     @classmethod
@@ -182,6 +193,20 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
+_SENSITIVE = ("auth", "password", "secret", "token", "credential", "key_file")
+"""A location with one of these in its path never has its input quoted in a message."""
+
+
+def _quotable(loc: tuple[int | str, ...], got: Any) -> bool:
+    """Whether a wrong value may be repeated: never a string near a secret, never a long one."""
+    if isinstance(got, dict | list):
+        return False
+    if not isinstance(got, str):
+        return True
+    path = ".".join(str(part) for part in loc).lower()
+    return len(got) <= 40 and not any(word in path for word in _SENSITIVE)
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     if kind in _MESSAGES:
@@ -192,8 +217,10 @@ def _message(error: Any) -> str:
             message = message[len(prefix) :]
     if kind.endswith("_type") or kind.endswith("_parsing"):
         got = error.get("input")
-        if not isinstance(got, dict | list):
+        if _quotable(tuple(error["loc"]), got):
             message = f"{message[0].lower()}{message[1:]}, got {got!r}"
+        elif not isinstance(got, dict | list):
+            message = f"{message[0].lower()}{message[1:]}, got a {type(got).__name__}"
     return message[0].lower() + message[1:] if message else message
 
 
@@ -209,12 +236,18 @@ def _model_errors(exc: ValidationError) -> list[str]:
 
 
 def parse_config(
-    data: Any, source: str = "<config>", *, resolve_secrets: bool = True
+    data: Any,
+    source: str = "<config>",
+    *,
+    resolve_secrets: bool = True,
+    read_tls_files: bool | None = None,
 ) -> Config:
     """Validate already-parsed YAML into a frozen Config, or raise ConfigError.
 
     With `resolve_secrets=False` secret references are checked but not read: their values
     are `UnresolvedSecret`s, good for validating a config, not for connecting with it.
+    `read_tls_files` (by default as `resolve_secrets`) reads and parses the TLS files here,
+    each problem at its key.
     """
     if data is None:
         raise ConfigError(source, ["(top level): the configuration file is empty"])
@@ -223,23 +256,31 @@ def parse_config(
             source, [f"(top level): expected a mapping of keys, got {type(data).__name__}"]
         )
     try:
-        return Config.model_validate(data, context={RESOLVE_SECRETS: resolve_secrets})
+        config = Config.model_validate(data, context={RESOLVE_SECRETS: resolve_secrets})
     except ValidationError as exc:
         raise ConfigError(source, _model_errors(exc)) from None
+    except RecursionError:  # only parsed data deeper than any file load_config accepts
+        raise ConfigError(source, ["(top level): nested too deeply"]) from None
+    if read_tls_files is None:
+        read_tls_files = resolve_secrets
+    if read_tls_files and (problems := config.cluster.tls.file_problems()):
+        raise ConfigError(source, problems)
+    return config
 
 
-def load_config(path: str | Path, *, resolve_secrets: bool = True) -> Config:
-    """Read and validate a YAML config file, or raise ConfigError (see `parse_config`)."""
+def load_config(
+    path: str | Path, *, resolve_secrets: bool = True, read_tls_files: bool | None = None
+) -> Config:
+    """Read and validate a YAML config file, or raise ConfigError (see `parse_config`).
+
+    The file is refused unread past a size cap, and when binary, not UTF-8, nested too
+    deeply, using aliases or repeating a key (see `exporter.config.loading`).
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [f"(file): cannot read {source}: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"(file): malformed YAML at {where}: {problem}"]) from None
-    return parse_config(data, source, resolve_secrets=resolve_secrets)
+        data = load_yaml(path)
+    except LoadError as exc:
+        raise ConfigError(source, [str(exc)]) from None
+    return parse_config(
+        data, source, resolve_secrets=resolve_secrets, read_tls_files=read_tls_files
+    )

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from exporter.config.base import Duration, Secret, StrictModel
+from exporter.config.base import (
+    DATACENTER_NAME,
+    DatacenterName,
+    Duration,
+    Identifier,
+    RoleName,
+    Secret,
+    StrictModel,
+)
 from exporter.config.tls import TlsConfig
+
+MAX_REPLICATION_FACTOR = 20
 
 
 class Consistency(StrEnum):
@@ -22,15 +34,15 @@ class Consistency(StrEnum):
 
 
 class AuthConfig(StrictModel):
-    username: str = Field(min_length=1)
-    """The Cassandra role the exporter logs in as."""
+    username: RoleName
+    """The Cassandra role the exporter logs in as (letters, digits, `_`, `.`, `@`, `-`)."""
     password: Secret
     """The role's password, from an environment variable or a file."""
 
 
 class ClusterConfig(StrictModel):
-    contact_points: list[str]
-    """Addresses of a few nodes to discover the cluster from."""
+    contact_points: list[str] = Field(max_length=100)
+    """Addresses of a few nodes to discover the cluster from (at most 100)."""
     port: int = Field(default=9042, ge=1, le=65535)
     """The native protocol (CQL) port."""
     auth: AuthConfig | None = None
@@ -54,17 +66,20 @@ class ClusterConfig(StrictModel):
         for point in value:
             if not point.strip():
                 raise ValueError("contact points must not be empty strings")
+            if len(point) > 255 or any(c.isspace() or not c.isprintable() for c in point):
+                raise ValueError("a contact point is a host name or an address, one word")
         return value
 
 
 class DatacentersConfig(StrictModel):
     """The write datacenter takes the commands; each read datacenter serves queries."""
 
-    write: str = Field(min_length=1)
-    """The primary datacenter, where commands are written at the command consistency."""
-    read: list[str] = Field(default_factory=list)
-    """The regional datacenters that serve queries from read models."""
-    local: str | None = None
+    write: DatacenterName
+    """The primary datacenter, where commands are written at the command consistency (as the
+    snitch names it: letters, digits, `_`, `.`, `-`)."""
+    read: list[DatacenterName] = Field(default_factory=list, max_length=32)
+    """The regional datacenters that serve queries from read models (at most 32)."""
+    local: DatacenterName | None = None
     """The datacenter this exporter runs beside (regional mode); defaults to the write one."""
 
     @model_validator(mode="after")
@@ -100,16 +115,62 @@ class ConsistencyConfig(StrictModel):
 class MonitoringConfig(StrictModel):
     """The exporter's own keyspace, where it writes sentinels and command probes."""
 
-    keyspace: str = Field(default="cqrs_monitoring", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
-    """The exporter's own keyspace (NetworkTopologyStrategy over every configured datacenter)."""
+    keyspace: Identifier = "cqrs_monitoring"
+    """The exporter's own keyspace (NetworkTopologyStrategy over every configured datacenter):
+    a letter, then letters, digits or `_`, at most 48."""
     create_schema: bool = False
     """Create the keyspace and tables at start-up; otherwise check them, naming what is missing."""
     replication_factor: dict[str, int] | int = 3
-    """Per-datacenter replication factor of the monitoring keyspace, or one for all."""
+    """Per-datacenter replication factor of the monitoring keyspace (1 to 20), or one for
+    all; the keys must be configured datacenters."""
     writer_id: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     """Names this exporter's sentinel rows, so several writers never share a row."""
+
+    @field_validator("replication_factor", mode="before")
+    @classmethod
+    def _factors(cls, value: Any) -> Any:
+        def check(factor: Any, what: str) -> None:
+            if isinstance(factor, bool) or not isinstance(factor, int):
+                raise ValueError(f"{what}must be a whole number, got {type(factor).__name__}")
+            if not 1 <= factor <= MAX_REPLICATION_FACTOR:
+                raise ValueError(f"{what}must be from 1 to {MAX_REPLICATION_FACTOR}, got {factor}")
+
+        if isinstance(value, dict):
+            for dc, factor in value.items():
+                if not isinstance(dc, str) or not DATACENTER_NAME.fullmatch(dc):
+                    raise ValueError("keys must be configured datacenters")
+                check(factor, f"{dc} ")
+        else:
+            check(value, "")
+        return value
 
     def replication_for(self, datacenters: tuple[str, ...]) -> dict[str, int]:
         if isinstance(self.replication_factor, int):
             return {dc: self.replication_factor for dc in datacenters}
         return {dc: self.replication_factor.get(dc, 3) for dc in datacenters}
+
+
+
+def check_replication_factors(
+    monitoring: MonitoringConfig, datacenters: DatacentersConfig
+) -> MonitoringConfig:
+    """Replication factors may be given only for configured datacenters; errors at the key."""
+    if isinstance(monitoring.replication_factor, int):
+        return monitoring
+    known = datacenters.all
+    errors = [
+        InitErrorDetails(
+            type=PydanticCustomError(
+                "value_error",
+                "{message}",
+                {"message": f"unknown datacenter {dc!r} (declared: {', '.join(known)})"},
+            ),
+            loc=("replication_factor", dc),
+            input=None,
+        )
+        for dc in monitoring.replication_factor
+        if dc not in known
+    ]
+    if errors:
+        raise ValidationError.from_exception_data("MonitoringConfig", errors)
+    return monitoring

@@ -102,7 +102,7 @@ Member = Annotated[GroupMember, BeforeValidator(parse_member)]
 class HealthGroup(StrictModel):
     """A named subset of the checks, served at /health/<name>."""
 
-    checks: list[Member] = Field(min_length=1)
+    checks: list[Member] = Field(min_length=1, max_length=256)
     http_status: GroupHttpStatuses = GroupHttpStatuses()
 
     @field_validator("checks")
@@ -128,7 +128,7 @@ class HealthConfig(StrictModel):
     """Consecutive clear readings before it leaves it."""
     severities: Severities = Severities()
     http_status: HttpStatuses = HttpStatuses()
-    groups: dict[str, HealthGroup] = Field(default_factory=dict)
+    groups: dict[str, HealthGroup] = Field(default_factory=dict, max_length=64)
 
     @model_validator(mode="after")
     def _group_names(self) -> HealthConfig:

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.config.base import Duration, StrictModel, format_duration
+from exporter.config.base import Count, Duration, StrictModel, format_duration
 from exporter.config.cluster import Consistency, DatacentersConfig
+from exporter.config.cql import MAX_CQL_LENGTH, check_select
 from exporter.config.probes import ProbeSchedule
 
 BUILTIN_QUERY = ""
@@ -39,6 +40,12 @@ def queried_table(cql: str) -> tuple[str, str] | None:
     return _unquote(match.group(1)), _unquote(match.group(2))
 
 
+def _select(cql: str) -> None:
+    if len(cql) > MAX_CQL_LENGTH:
+        raise ValueError(f"a statement of at most {MAX_CQL_LENGTH} characters, please")
+    check_select(cql)
+
+
 class DeclaredQuery(StrictModel):
     """A real read-model query, timed in each of its datacenters with keys from `key_query`."""
 
@@ -51,7 +58,7 @@ class DeclaredQuery(StrictModel):
     key_refresh: Duration = 300.0
     """How often the keys are read again."""
     max_keys: int = Field(default=1000, ge=1, le=100_000)
-    datacenters: list[str] | None = None
+    datacenters: list[str] | None = Field(default=None, max_length=33)
     """Where the query is timed; defaults to every datacenter."""
     consistency: Consistency | None = None
     """Defaults to `probes.latency.query_consistency`, then `consistency.query`."""
@@ -61,8 +68,7 @@ class DeclaredQuery(StrictModel):
     @field_validator("cql")
     @classmethod
     def _cql_is_a_qualified_select(cls, cql: str) -> str:
-        if not cql.lstrip().upper().startswith("SELECT"):
-            raise ValueError("must be a SELECT statement: the probe runs it many times a second")
+        _select(cql)
         if queried_table(cql) is None:
             raise ValueError("name the table with its keyspace, as in FROM keyspace.table")
         return cql
@@ -70,8 +76,8 @@ class DeclaredQuery(StrictModel):
     @field_validator("key_query")
     @classmethod
     def _key_query_is_a_select(cls, key_query: str | None) -> str | None:
-        if key_query is not None and not key_query.lstrip().upper().startswith("SELECT"):
-            raise ValueError("must be a SELECT statement")
+        if key_query is not None:
+            _select(key_query)
         return key_query
 
     @model_validator(mode="after")
@@ -115,7 +121,7 @@ class LatencyConfig(ProbeSchedule):
     """Requests per second per datacenter, at fixed intended start times."""
     window: Duration = 300.0
     window_slices: int = Field(default=5, ge=1, le=60)
-    min_samples: int = Field(default=100, ge=1)
+    min_samples: Count = 100
     """Below this many samples in the window the p99 verdict is `insufficient data`."""
     command_consistency: Consistency | None = None
     """Defaults to `consistency.command`."""
@@ -123,7 +129,7 @@ class LatencyConfig(ProbeSchedule):
     """Defaults to `consistency.query`."""
     loop_lag_flag: Duration = 0.010
     """Timings overlapping an event-loop lag longer than this are counted as lagged."""
-    queries: list[DeclaredQuery] = Field(default_factory=list)
+    queries: list[DeclaredQuery] = Field(default_factory=list, max_length=100)
     server: ServerLatencyConfig = ServerLatencyConfig()
 
     @model_validator(mode="after")

@@ -13,8 +13,9 @@ from typing import Any, cast
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.config.base import Duration, StrictModel, format_duration, parse_duration
+from exporter.config.base import Count, Duration, Rate, StrictModel, format_duration, parse_duration
 from exporter.config.cluster import Consistency
+from exporter.config.cql import MAX_CQL_LENGTH, check_select, check_write
 from exporter.config.probes import ProbeSchedule
 
 EARLY_FAILURES = 5
@@ -66,11 +67,13 @@ def _cql(value: str, *, select: bool) -> str:
     text = " ".join(value.split())
     if not text:
         raise ValueError("must be a CQL statement, got an empty string")
-    first = text.split(" ", 1)[0].upper()
-    if select and first != "SELECT":
-        raise ValueError(f"must be a SELECT statement, got {first!r}")
-    if not select and first == "SELECT":
-        raise ValueError("must write (INSERT, UPDATE or BATCH), got a SELECT")
+    if len(text) > MAX_CQL_LENGTH:
+        raise ValueError(f"a statement of at most {MAX_CQL_LENGTH} characters, please")
+    # What runs is the text collapsed onto one line: check that, comments and all.
+    if select:
+        check_select(text)
+    else:
+        check_write(text)
     bind_names(text)  # refuses positional markers here, where the key is known
     return text
 
@@ -114,9 +117,9 @@ class AuditConfig(StrictModel):
     """Rows from a random token on; must bind :start_token, may bind :max_rows."""
     lookup_query: str
     """The read model's row for one source row; binds source columns by name."""
-    compare: list[str] | dict[str, str]
+    compare: list[str] | dict[str, str] = Field(max_length=64)
     """Fields that must match: names common to both, or {read_model_column: source_column}."""
-    budget: float = Field(default=10.0, gt=0, le=10_000)
+    budget: Rate = 10.0
     """Queries per second this audit may send, all of them counted."""
     samples_per_run: int = Field(default=40, ge=1, le=100_000)
     recent_share: float = Field(default=0.5, ge=0, le=1)
@@ -178,14 +181,14 @@ class AuditConfig(StrictModel):
 class SentinelConfig(StrictModel):
     """Write a sentinel through the real write path; poll the read model until it shows."""
 
-    write: str | list[str]
+    write: str | list[str] = Field(union_mode="left_to_right")
     """One statement (a BATCH is one) or several, run in order in the write datacenter."""
     read: str
     """Reads the read model where the sentinel should appear."""
-    match: dict[str, str] = Field(default_factory=dict)
+    match: dict[str, str] = Field(default_factory=dict, max_length=64)
     """{read column: bind name}: the sentinel has arrived when each column equals the value.
     Empty: it has arrived when `read` returns a row."""
-    params: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict, max_length=64)
     """Extra text binds built per sentinel from templates such as '$sentinel_tag'."""
     poll_interval: Duration = 0.1
     sentinel_timeout: Duration = 30.0
@@ -197,6 +200,8 @@ class SentinelConfig(StrictModel):
         statements = [value] if isinstance(value, str) else list(value)
         if not statements:
             raise ValueError("give at least one statement")
+        if len(statements) > 16:
+            raise ValueError("give at most 16 statements")
         return [_cql(s, select=False) for s in statements]
 
     @field_validator("read")
@@ -251,7 +256,7 @@ class ReadModelConfig(ProbeSchedule):
     failure_window: Duration = 900.0
     """The sync failure ratio covers the checks of this long."""
     failure_window_slices: int = Field(default=15, ge=1, le=120)
-    min_checks: int = Field(default=DEFAULT_MIN_CHECKS, ge=1)
+    min_checks: Count = DEFAULT_MIN_CHECKS
     """Below this many checks in the window the ratio's verdict is `insufficient data`,
     unless the window already holds `EARLY_FAILURES` failures. At 200, one failure alone
     never breaches 0.1 % (its Wilson lower bound is 0.088 %)."""

@@ -1,7 +1,8 @@
 """TLS to Cassandra: the CA, the client certificate, and the SSL context made from them.
 
-Loading the config checks the keys only. The files are read when `serve` starts, before
-it listens: each problem is one line at the key that names the file. `check-config` does
+Loading the config checks the keys and, for `serve` (and `check-config --tls-files`), the
+files too: each must be a regular file of at most `MAX_TLS_BYTES` and parse as what its key
+says; each problem is one line at the key that names the file. `check-config` alone does
 not read them, for they may exist only where the exporter runs (a mounted Secret).
 """
 
@@ -13,7 +14,10 @@ from pathlib import Path
 from pydantic import ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from exporter.config.base import StrictModel
+from exporter.config.base import StrictModel, read_regular_file
+
+MAX_TLS_BYTES = 1024 * 1024
+"""A CA bundle, a certificate or a key: a PEM file far smaller than this."""
 
 
 class TlsFileError(Exception):
@@ -26,11 +30,12 @@ class TlsFileError(Exception):
 
 
 class TlsConfig(StrictModel):
-    """Client-to-node encryption. `serve` reads the files at start and names a missing,
-    unreadable or mismatched one; `check-config` does not read them."""
+    """Client-to-node encryption. Loading the config for `serve` (or `check-config
+    --tls-files`) reads the files and names a missing, unreadable or mismatched one; the
+    files are given only with `enabled: true`."""
 
     enabled: bool = False
-    """Connect over TLS; the other keys apply only then."""
+    """Connect over TLS; the other keys are given only then (otherwise they are an error)."""
     ca_file: Path | None = None
     """PEM CA bundle that signed the nodes' certificates; the system store if unset."""
     cert_file: Path | None = None
@@ -49,11 +54,14 @@ class TlsConfig(StrictModel):
         if self.cert_file is not None and self.key_file is None:
             errors.append(_error("key_file", "required with cert_file: give the private key too"))
         if not self.enabled:
-            for name in ("ca_file", "cert_file", "key_file"):
-                if getattr(self, name) is not None:
-                    message = f"is false but {name} is set: enable TLS, or remove {name}"
-                    errors.append(_error("enabled", message))
-                    break
+            files = ("ca_file", "cert_file", "key_file")
+            given = [n for n in files if getattr(self, n) is not None]
+            if "verify_hostname" in self.model_fields_set:
+                given.append("verify_hostname")
+            if given:
+                name = given[0]
+                message = f"is false but {name} is set: enable TLS, or remove {name}"
+                errors.append(_error("enabled", message))
         if errors:
             raise ValidationError.from_exception_data("TlsConfig", errors)
         return self
@@ -70,14 +78,13 @@ class TlsConfig(StrictModel):
         """The client context for the driver (None without TLS); raises TlsFileError."""
         if not self.enabled:
             return None
-        if self.ca_file is not None:
-            _read("ca_file", self.ca_file)
+        ca = _read("ca_file", self.ca_file) if self.ca_file is not None else None
         try:
             # Only the CA file when given; the system store otherwise.
             context = ssl.create_default_context(
-                cafile=str(self.ca_file) if self.ca_file is not None else None
+                cadata=ca.decode("ascii") if ca is not None else None
             )
-        except ssl.SSLError:
+        except (ssl.SSLError, UnicodeDecodeError, ValueError):
             raise TlsFileError("ca_file", f"no PEM certificate in {self.ca_file}") from None
         context.check_hostname = self.verify_hostname
         if self.cert_file is not None and self.key_file is not None:
@@ -114,9 +121,9 @@ def _load_client_certificate(context: ssl.SSLContext, cert_file: Path, key_file:
 
 def _read(key: str, path: Path) -> bytes:
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise TlsFileError(key, f"cannot read {path}: {exc.strerror}") from None
+        return read_regular_file(path, MAX_TLS_BYTES)
+    except ValueError as exc:
+        raise TlsFileError(key, str(exc)) from None
 
 
 def _error(key: str, message: str) -> InitErrorDetails:

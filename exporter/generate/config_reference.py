@@ -30,11 +30,19 @@ once, one line each, as `path.to.key: message`, and the command exits 2. Once co
 lists the cluster's own) or when the monitoring schema is incomplete and
 `monitoring.create_schema` is off (the message names each missing table or column).
 
-- **duration**: a number and a unit: `250ms`, `1s`, `1.5s`, `5m`, `1h`, `1m30s`.
+- **duration**: a number and a unit: `250ms`, `1s`, `1.5s`, `5m`, `1h`, `1m30s`; from 1ms
+  to 24h.
 - **ratio**: a fraction or a percentage: `0.001` or `0.1%`.
-- **secret**: never inline: `{env: VARIABLE}` or `{file: /path/to/file}`; the value is read at
-  start-up and never printed.
+- **secret**: never inline: `{env: VARIABLE}` or `{file: /path/to/file}` (a regular file of
+  at most 64 KiB); never empty; the value is read at start-up and never printed.
+- Datacenter names take letters, digits, `_`, `.` and `-`; keyspaces a letter, then
+  letters, digits and `_` (at most 48). Every count and list has a maximum.
+- Configured reads are one SELECT each; sentinel writes one INSERT or UPDATE, or a BATCH of
+  them.
 - A probe's `timeout` must be shorter than its `interval`.
+- The file itself: UTF-8 text of at most 1 MiB, nested at most 32 levels, at most 20,000
+  values, without aliases (`*name`) and without a key given twice in one mapping (see
+  docs/security.md).
 
 `config.example.yaml` at the top of the repository is a commented example of every section.
 """

@@ -251,7 +251,7 @@ def test_statements_for_a_config_that_checks_its_schema() -> None:
 def test_with_create_schema_the_keyspace_is_created_and_granted_whole() -> None:
     config = config_of(merge(EVERYTHING, {"monitoring": {"create_schema": True}}))
     printed = statements(config)
-    assert printed[1].startswith("CREATE KEYSPACE IF NOT EXISTS Mon WITH replication")
+    assert printed[1].startswith("CREATE KEYSPACE IF NOT EXISTS mon WITH replication")
     assert printed[2:6] == [
         f"GRANT {p} ON KEYSPACE mon TO cqrs_exporter" for p in ("CREATE", "ALTER", "SELECT",
                                                                  "MODIFY")

@@ -35,7 +35,7 @@ def config(tls: dict[str, Any]) -> TlsConfig:
         "cluster": {"contact_points": [ADDRESS], "tls": tls},
         "datacenters": {"write": "us-east"},
     }
-    return parse_config(data).cluster.tls
+    return parse_config(data, resolve_secrets=False).cluster.tls
 
 
 def errors(tls: dict[str, Any]) -> list[str]:
@@ -46,7 +46,7 @@ def errors(tls: dict[str, Any]) -> list[str]:
 
 
 def file_errors(tls: dict[str, Any]) -> list[str]:
-    """What serving says about the files of `tls` (loading it does not read them)."""
+    """What serving says about the files of `tls` (loading for `serve` says the same)."""
     problems = config(tls).file_problems()
     assert problems, "no problem found"
     return problems
@@ -168,8 +168,9 @@ def test_files_without_tls_enabled_are_a_mistake(material: TlsMaterial) -> None:
     ]
 
 
-def test_serve_reads_the_files_at_start_and_check_config_does_not(tmp_path: Path) -> None:
-    """Where a config is only checked (CI), the mounted files are not there to read."""
+def test_files_are_read_by_serve_and_check_config_tls_files(tmp_path: Path) -> None:
+    """Where a config is only checked (CI), the mounted files are not there to read;
+    `check-config --tls-files` reads them as `serve` does."""
     absent = tmp_path / "absent.pem"
     path = tmp_path / "config.yaml"
     data = {
@@ -177,16 +178,23 @@ def test_serve_reads_the_files_at_start_and_check_config_does_not(tmp_path: Path
         "datacenters": {"write": "us-east"},
     }
     path.write_text(yaml.safe_dump(data))
-    check = [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)]
-    checked = subprocess.run(check, capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 0, checked.stderr
-    serve = [sys.executable, "-m", "exporter", "serve", "--config", str(path)]
-    served = subprocess.run(serve, capture_output=True, text=True, timeout=60)
-    assert served.returncode == 2
-    assert served.stderr.splitlines() == [
+    expected = [
         f"{path}: invalid configuration",
         f"cluster.tls.ca_file: cannot read {absent}: No such file or directory",
     ]
+    shape = [sys.executable, "-m", "exporter", "check-config", str(path)]
+    checked = subprocess.run(shape, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    secrets = [sys.executable, "-m", "exporter", "check-config", "--resolve-secrets", str(path)]
+    assert subprocess.run(secrets, capture_output=True, timeout=60).returncode == 0
+    full = [sys.executable, "-m", "exporter", "check-config", "--tls-files", str(path)]
+    resolved = subprocess.run(full, capture_output=True, text=True, timeout=60)
+    assert resolved.returncode == 2
+    assert resolved.stderr.splitlines() == expected
+    serve = [sys.executable, "-m", "exporter", "serve", "--config", str(path)]
+    served = subprocess.run(serve, capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2
+    assert served.stderr.splitlines() == expected
 
 
 def refused(text: str, endpoint: str = "127.0.0.1:9042") -> NoHostAvailable:
