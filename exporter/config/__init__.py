@@ -110,7 +110,7 @@ class Config(StrictModel):
     """The exporter's own keyspace."""
     probes: ProbesConfig = ProbesConfig()
     """Each probe's schedule and settings."""
-    read_models: list[ReadModelConfig] = Field(default_factory=list, max_length=100)
+    read_models: list[ReadModelConfig] = Field(default_factory=list, max_length=2000)
     """The read models to watch, each with its measuring method (see docs/read-models.md)."""
     thresholds: Thresholds = Thresholds()
     """The documented alert thresholds, shared by /health, the alert rules and the dashboards."""

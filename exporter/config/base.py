@@ -39,8 +39,11 @@ MIN_DURATION = 0.001
 MAX_DURATION = 86_400.0
 """1 day: longer ones are mistakes, and overflow timers."""
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_LONG_DURATION = 400 * 86_400.0
+"""400 days: the longest objective period (`LongDuration`)."""
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 
 
 def _short(value: Any) -> str:
@@ -49,8 +52,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
-def parse_duration(value: Any) -> float:
-    """Parse `250ms`, `1s`, `1.5s`, `5m`, `1h`, `1m30s` into seconds (1ms .. 24h)."""
+def parse_duration(value: Any, maximum: float = MAX_DURATION) -> float:
+    """Parse `250ms`, `1s`, `1.5s`, `5m`, `1h`, `1m30s`, `30d` into seconds (1ms .. 24h, or
+    `maximum`)."""
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(
             f"expected a duration with a unit such as 250ms, 1s or 5m, got {_short(value)}"
@@ -66,8 +70,10 @@ def parse_duration(value: Any) -> float:
     seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"duration {_short(value)} must be greater than zero")
-    if not math.isfinite(seconds) or seconds > MAX_DURATION:
-        raise ValueError(f"duration {_short(value)} is longer than the maximum, 24h")
+    if not math.isfinite(seconds) or seconds > maximum:
+        raise ValueError(
+            f"duration {_short(value)} is longer than the maximum, {format_duration(maximum)}"
+        )
     if seconds < MIN_DURATION:
         raise ValueError(f"duration {_short(value)} is shorter than the minimum, 1ms")
     return seconds
@@ -93,6 +99,18 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 """Seconds, written in the config as `250ms`, `1s`, `5m`; between 1ms and 24h."""
+
+
+def _parse_long_duration(value: Any) -> float:
+    return parse_duration(value, MAX_LONG_DURATION)
+
+
+LongDuration = Annotated[
+    float,
+    BeforeValidator(_parse_long_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""A duration of up to 400 days (`30d`, `720h`), for objective periods."""
 
 MAX_COUNT = 1_000_000
 """The largest count any key takes unless its own bound is smaller."""

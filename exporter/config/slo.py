@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator
 
-from exporter.config.base import Duration, Ratio, StrictModel, format_duration
+from exporter.config.base import Duration, LongDuration, Ratio, StrictModel, format_duration
 from exporter.config.thresholds import Thresholds
 
 DEFAULT_PERIOD = 30 * 24 * 3600.0
@@ -43,7 +43,7 @@ class FreshnessConfig(StrictModel):
 class SloConfig(StrictModel):
     """Objectives are the fraction of slices (or checks) that must be good over `period`."""
 
-    period: Duration = DEFAULT_PERIOD
+    period: LongDuration = DEFAULT_PERIOD
     """The SLO period (written `720h` for 30 days); the burn-rate windows scale with it."""
     replication_lag: Ratio = 0.999
     """Replication lag to each read datacenter under its threshold."""

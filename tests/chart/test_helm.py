@@ -29,7 +29,6 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from exporter.config import ServerConfig
 from tests.chart.test_helm_image import FINAL, only
 from tests.support import free_port, serve_command
 
@@ -369,16 +368,6 @@ def check_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def not_yet_known(config: dict[str, Any]) -> dict[str, Any]:
-    """The config without the keys the chart writes for exporter features this checkout's
-    exporter may not have yet (they arrive with the web config); unchanged once it has them.
-    test_the_exporter_takes_every_key_and_argument_the_chart_gives checks they do arrive."""
-    config = copy.deepcopy(config)
-    if "health_listen" not in ServerConfig.model_fields:
-        config.get("server", {}).pop("health_listen", None)
-    return config
-
-
 def mount(rendered: Rendered, root: Path, tls: dict[str, bytes]) -> Path:
     """The pod's config volume laid out under `root` as the kubelet would mount it: config.yaml
     with its paths moved under `root`, a stand-in value for every Secret key, and a real CA,
@@ -392,7 +381,7 @@ def mount(rendered: Rendered, root: Path, tls: dict[str, bytes]) -> Path:
     for field, data in tls.items():
         if field in rendered.config["cluster"].get("tls", {}):
             Path(f"{root}{rendered.config['cluster']['tls'][field]}").write_bytes(data)
-    text = yaml.safe_dump(not_yet_known(rendered.config)).replace(config_dir, moved)
+    text = yaml.safe_dump(rendered.config).replace(config_dir, moved)
     path = Path(moved) / "config.yaml"
     path.write_text(text, encoding="utf-8")
     return path
