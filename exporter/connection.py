@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cassandra import AuthenticationFailed, ConsistencyLevel
-from cassandra.auth import PlainTextAuthenticator, PlainTextAuthProvider
+from cassandra import ConsistencyLevel
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -47,13 +46,13 @@ from cassandra.query import (
 from exporter.bridge import Answer, bridge, drain, quiet_bridge
 from exporter.budget import RequestBudget
 from exporter.config import Config, Consistency
+from exporter.credentials import Credentials, RefusalRecordingConnection
 from exporter.failures import (
     CredentialsRefused,
     NotConnected,
     classify,
     describe,
     refused_everywhere,
-    server_message,
 )
 from exporter.results import FailureReason
 from exporter.tls import TlsError, tls_failure
@@ -69,48 +68,6 @@ __all__ = [
     "describe",
     "profile_name",
 ]
-
-
-class _Credentials(PlainTextAuthProvider):  # type: ignore[misc]
-    """`cluster.auth`'s credentials, remembering which hosts refused them last."""
-
-    def __init__(self, username: str, password: str) -> None:
-        super().__init__(username=username, password=password)
-        self.refused: dict[str, CredentialsRefused] = {}
-        """Host address → the refusal of its last login, until a login there succeeds."""
-
-    def new_authenticator(self, host: str) -> _Authenticator:
-        return _Authenticator(self, host)
-
-
-class _Authenticator(PlainTextAuthenticator):  # type: ignore[misc]
-    def __init__(self, credentials: _Credentials, host: str) -> None:
-        super().__init__(credentials.username, credentials.password)
-        self.credentials = credentials
-        self.host = host
-
-    def on_authentication_success(self, token: Any) -> None:
-        self.credentials.refused.pop(self.host, None)
-
-
-class _Connection(Cluster.connection_class):  # type: ignore[misc]
-    """The driver's connection, raising `CredentialsRefused` for a refused login.
-
-    The driver stops reconnecting to a host for good on `AuthenticationFailed`; as a
-    connection error the login is tried again on the reconnection schedule.
-    """
-
-    @classmethod
-    def factory(cls, endpoint: Any, timeout: float, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().factory(endpoint, timeout, *args, **kwargs)
-        except AuthenticationFailed as exc:
-            authenticator = kwargs.get("authenticator")
-            username = getattr(authenticator, "username", None)
-            refused = CredentialsRefused(server_message(str(exc)), endpoint, username)
-            if isinstance(authenticator, _Authenticator):
-                authenticator.credentials.refused[authenticator.host] = refused
-            raise refused from exc
 
 
 def profile_name(datacenter: str, *, write: bool = False, timed: bool = False) -> str:
@@ -131,7 +88,7 @@ class CassandraConnection:
         self._session: Session | None = None
         self._prepared: dict[str, PreparedStatement] = {}
         self._connect_error: Exception | None = None
-        self._credentials: _Credentials | None = None
+        self._credentials: Credentials | None = None
         self._answers: deque[Answer] = deque()
         """Timed requests answered on the IO thread, waiting for the loop (`timed`)."""
         # Connecting and preparing block; give them their own threads, off the loop.
@@ -179,7 +136,7 @@ class CassandraConnection:
         cfg = self._config.cluster
         auth = None
         if cfg.auth is not None:
-            auth = _Credentials(cfg.auth.username, cfg.auth.password.get_secret_value())
+            auth = Credentials(cfg.auth.username, cfg.auth.password.get_secret_value())
         self._credentials = auth
         cluster = Cluster(
             contact_points=list(cfg.contact_points),
@@ -187,7 +144,7 @@ class CassandraConnection:
             protocol_version=cfg.protocol_version,
             execution_profiles=self._profiles(),
             auth_provider=auth,
-            connection_class=_Connection,
+            connection_class=RefusalRecordingConnection,
             ssl_context=self._ssl_context(),
             reconnection_policy=ExponentialReconnectionPolicy(
                 base_delay=1.0, max_delay=cfg.reconnect_max_delay
