@@ -26,7 +26,6 @@ import math
 import multiprocessing
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,9 @@ from typing import Any
 import aiohttp
 import yaml
 
+from bench import quiet
 from bench.common import save_results
+from tests.support import free_port
 
 HEADER_TIMEOUT = 10.0
 GOAL_IDLE_P99_MS = 100.0
@@ -48,34 +49,17 @@ GOAL_RSS_MB = 20.0
 
 
 def load() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return round(quiet.load(), 2)
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmRSS")
+    return round(quiet.rss_bytes(pid) / 2**20, 1)
 
 
 def raise_fd_limit() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-async def wait_for_load(limit: float, deadline: float) -> float:
-    end = time.monotonic() + deadline
-    while load() >= limit and time.monotonic() < end:
-        print(f"waiting for the load average ({load()}) to fall under {limit}", flush=True)
-        await asyncio.sleep(10)
-    return load()
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -348,7 +332,9 @@ async def main() -> None:
     parser.add_argument("--output", default="hostile_clients", help="bench/results/NAME.json")
     args = parser.parse_args()
     fds = raise_fd_limit()
-    start_load = await wait_for_load(2.0, args.load_wait)
+    start_load = await asyncio.to_thread(
+        quiet.wait_for_quiet, quiet.MAX_LOAD, args.load_wait, required=False
+    )
     print(f"load average at start: {start_load} (fd limit {fds})", flush=True)
     results: dict[str, Any] = {
         "command": "python -m bench.hostile_clients " + " ".join(sys.argv[1:]),

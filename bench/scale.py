@@ -33,27 +33,13 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import save_results, testbed
-from exporter.config import parse_config
-from exporter.connection import CassandraConnection
+from bench.quiet import load, wait_for_quiet
 from testbed import TestbedCluster
-from tests.scale_support import data_cql, scale_config, schema_cql
+from tests.scale_support import create_tables, scale_config
 from tests.support import free_port, serve_command
 
 BUDGET = 50.0
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def load() -> float:
-    return os.getloadavg()[0]
-
-
-def wait_for_quiet(deadline: float, limit: float = 2.0) -> float:
-    """Poll the 1-minute load until it is under `limit` or the deadline passes."""
-    end = time.monotonic() + deadline
-    while (now := load()) >= limit and time.monotonic() < end:
-        print(f"load {now:.2f} >= {limit}: waiting", flush=True)
-        time.sleep(15)
-    return load()
 
 
 def base_config(cluster: TestbedCluster) -> dict[str, Any]:
@@ -63,20 +49,6 @@ def base_config(cluster: TestbedCluster) -> dict[str, Any]:
         "monitoring": {"create_schema": True, "replication_factor": 1},
         "server": {"log_level": "INFO"},
     }
-
-
-async def create_tables(config: dict[str, Any], datacenters: list[str]) -> None:
-    parsed = parse_config(config)
-    connection = CassandraConnection(parsed)
-    await connection.connect()
-    try:
-        write = parsed.datacenters.write
-        for statement in schema_cql(datacenters):
-            await connection.execute(statement, datacenter=write, timeout=30)
-        for statement in data_cql():
-            await connection.execute(statement, datacenter=write, write=True)
-    finally:
-        await connection.close()
 
 
 class Served:
@@ -225,7 +197,7 @@ def measure(scale: Served, reference: Served, seconds: float) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    quiet = wait_for_quiet(args.load_deadline)
+    quiet = wait_for_quiet(timeout=args.load_deadline, required=False)
     print(f"load before the run: {quiet:.2f}", flush=True)
     with testbed() as cluster, tempfile.TemporaryDirectory() as directory:
         datacenters = [cluster.write_datacenter, *cluster.read_datacenters]

@@ -8,8 +8,12 @@ in the write datacenter and read it back where the read model is served.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
+
+from exporter.config import parse_config
+from exporter.connection import CassandraConnection
 
 KEYSPACE = "scale"
 ROWS = 200
@@ -109,3 +113,19 @@ def scale_config(
     probes["latency"] = latency
     config["probes"] = probes
     return config
+
+
+async def create_tables(config: dict[str, Any], datacenters: Sequence[str]) -> None:
+    """The scale tables and their rows, through the exporter's own connection."""
+    parsed = parse_config(config)
+    connection = CassandraConnection(parsed)
+    await connection.connect()
+    try:
+        write = parsed.datacenters.write
+        for statement in schema_cql(datacenters):
+            await connection.execute(statement, datacenter=write, timeout=30)
+        await asyncio.gather(
+            *(connection.execute(s, datacenter=write, write=True) for s in data_cql())
+        )
+    finally:
+        await connection.close()

@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.config import parse_config
-from exporter.connection import CassandraConnection
 from testbed.prometheus import PrometheusServer
 from tests.e2e.test_prometheus_e2e import Service, free_port, http_get, start, wait_for
-from tests.scale_support import data_cql, scale_config, schema_cql
+from tests.scale_support import create_tables, scale_config
 from tests.support import merge, serve_command
 
 pytestmark = [pytest.mark.cluster]
@@ -44,21 +42,6 @@ class NamedTargets(PrometheusServer):
             for name, address in self.names.items()
         ]
         return config
-
-
-async def create_tables(config: dict[str, Any], datacenters: list[str]) -> None:
-    parsed = parse_config(config)
-    connection = CassandraConnection(parsed)
-    await connection.connect()
-    try:
-        write = parsed.datacenters.write
-        for statement in schema_cql(datacenters):
-            await connection.execute(statement, datacenter=write, timeout=30)
-        await asyncio.gather(
-            *(connection.execute(s, datacenter=write, write=True) for s in data_cql())
-        )
-    finally:
-        await connection.close()
 
 
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
