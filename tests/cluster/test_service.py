@@ -33,10 +33,17 @@ async def test_metrics_show_the_reachability_probe_with_the_right_labels(
             timeout=60,
             message="reachability probe succeeds",
         )
-        status, text = await running.get("/metrics")
-        assert status == 200
-        for dc in ("us-east", "ca-central", "eu-west"):
-            assert f'cqrs_datacenter_reachable{{cassandra_datacenter="{dc}"}} 1.0' in text
+        lines = [
+            f'cqrs_datacenter_reachable{{cassandra_datacenter="{dc}"}} 1.0'
+            for dc in ("us-east", "ca-central", "eu-west")
+        ]
+
+        async def scraped() -> str | None:
+            # A scrape serves a render up to its max age old: poll it, not the registry.
+            status, text = await running.get("/metrics")
+            return text if status == 200 and all(line in text for line in lines) else None
+
+        text = await poll_until(scraped, timeout=10, message="/metrics shows every datacenter")
         assert "cqrs_up 1.0" in text
         assert 'cqrs_exporter_build_info{python_version="' in text
         for name in (
