@@ -274,7 +274,8 @@ def load_config(
     """Read and validate a YAML config file, or raise ConfigError (see `parse_config`).
 
     The file is refused unread past a size cap, and when binary, not UTF-8, nested too
-    deeply, using aliases or repeating a key (see `exporter.config.loading`).
+    deeply, holding too many values once aliases are expanded, or repeating a key (see
+    `exporter.config.loading`).
     """
     source = str(path)
     try:

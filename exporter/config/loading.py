@@ -3,16 +3,18 @@
 A file is refused with one line, before any of it is validated, when it is larger than
 `MAX_CONFIG_BYTES` (checked while reading: a device or a pipe is never read to its end),
 holds NUL bytes (binary), is not UTF-8, nests deeper than `MAX_DEPTH`, holds more than
-`MAX_NODES` values, uses an alias (`*name`: aliases are refused altogether, so that no
-"billion laughs" document expands), or repeats a key in one mapping (YAML would silently
-keep the last: a whole section lost). The first three are checked on the bytes, the next
-two on the parser's events, before any object is built.
+`MAX_NODES` values, or repeats a key in one mapping (YAML would silently keep the last: a
+whole section lost). Aliases (`*name`, as PyYAML writes for an object used twice) count as
+the values they stand for, so a "billion laughs" document is refused by the same limits
+before it expands; an alias to its own unfinished anchor is refused. The first three are
+checked on the bytes, the next two on the parser's events, before any object is built.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +44,66 @@ _OPENING = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSING = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
+@dataclass
+class _Open:
+    """A mapping or list being read: its anchor, the values counted before it, its depth and
+    the deepest level reached inside it (aliases expanded)."""
+
+    anchor: str | None
+    counted_before: int
+    depth: int
+    deepest: int
+
+
+def _too_many(line: int) -> LoadError:
+    return LoadError("(file)", f"more than {MAX_NODES} values (at line {line}): not a config")
+
+
+def _too_deep(line: int) -> LoadError:
+    return LoadError("(file)", f"nested deeper than {MAX_DEPTH} levels at line {line}")
+
+
 def _check_events(text: str) -> None:
-    """Refuse aliases, deep nesting and too many nodes from the parser's events alone, before
-    anything is built: the checks stop at the first offence, however large the document."""
-    depth = nodes = 0
+    """Refuse deep nesting and too many values from the parser's events alone, before
+    anything is built, counting an alias as the values of its anchor: the checks stop at the
+    first offence, however large the document would expand."""
+    nodes = 0
+    opened: list[_Open] = []
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels) it stands for
     try:
         for event in yaml.parse(text, Loader=_LOADER):
             line = event.start_mark.line + 1 if event.start_mark else 0
+            depth = len(opened)
             if isinstance(event, yaml.AliasEvent):
-                raise LoadError(
-                    "(file)",
-                    f"alias *{event.anchor} at line {line}: aliases are not allowed in a "
-                    "config (write the value out)",
-                )
-            if isinstance(event, _OPENING):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    message = f"nested deeper than {MAX_DEPTH} levels at line {line}"
-                    raise LoadError("(file)", message)
-            elif isinstance(event, _CLOSING):
-                depth -= 1
-            if isinstance(event, (*_OPENING, yaml.ScalarEvent)):
-                nodes += 1
-                if nodes > MAX_NODES:
+                if event.anchor not in anchors:
                     raise LoadError(
-                        "(file)", f"more than {MAX_NODES} values (at line {line}): not a config"
+                        "(file)",
+                        f"alias *{event.anchor} at line {line} refers to no finished anchor "
+                        "(an undefined or recursive alias)",
                     )
+                values, levels = anchors[event.anchor]
+                nodes += values
+                if depth + levels > MAX_DEPTH:
+                    raise _too_deep(line)
+                if opened:
+                    opened[-1].deepest = max(opened[-1].deepest, depth + levels)
+            elif isinstance(event, _OPENING):
+                nodes += 1
+                if depth + 1 > MAX_DEPTH:
+                    raise _too_deep(line)
+                opened.append(_Open(event.anchor, nodes - 1, depth + 1, depth + 1))
+            elif isinstance(event, _CLOSING):
+                done = opened.pop()
+                if done.anchor is not None:
+                    anchors[done.anchor] = (nodes - done.counted_before, done.deepest - depth + 1)
+                if opened:
+                    opened[-1].deepest = max(opened[-1].deepest, done.deepest)
+            elif isinstance(event, yaml.ScalarEvent):
+                nodes += 1
+                if event.anchor is not None:
+                    anchors[event.anchor] = (1, 0)
+            if nodes > MAX_NODES:
+                raise _too_many(line)
     except yaml.YAMLError as exc:
         raise _malformed(exc) from None
 

@@ -41,8 +41,8 @@ lists the cluster's own) or when the monitoring schema is incomplete and
   them.
 - A probe's `timeout` must be shorter than its `interval`.
 - The file itself: UTF-8 text of at most 1 MiB, nested at most 32 levels, at most 20,000
-  values, without aliases (`*name`) and without a key given twice in one mapping (see
-  docs/security.md).
+  values (an alias `*name` counts as the values it stands for) and no key given twice in
+  one mapping (see docs/security.md).
 
 `config.example.yaml` at the top of the repository is a commented example of every section.
 """
