@@ -279,15 +279,19 @@ class CassandraConnection:
     def why_not_connected(self) -> tuple[FailureReason, str]:
         """The reason and description a request would fail with for want of a session:
         `tls` or `auth` when the last attempt to connect was refused so."""
+        exc = self._not_connected()
+        return classify(exc), describe(exc)
+
+    def _not_connected(self) -> NotConnected:
+        # Why the last attempt failed goes with it: a refused handshake or login is
+        # counted as `tls` or `auth`, not as an unreachable cluster.
         exc = NotConnected("no Cassandra session yet")
         exc.__cause__ = self._connect_error
-        return classify(exc), describe(exc)
+        return exc
 
     def _require_session(self) -> Session:
         if self._session is None or self._session.is_shutdown:
-            # Why the last attempt failed goes with it: a refused handshake or login is
-            # counted as `tls` or `auth`, not as an unreachable cluster.
-            raise NotConnected("no Cassandra session yet") from self._connect_error
+            raise self._not_connected()
         return self._session
 
     def _send(

@@ -118,8 +118,6 @@ async def _start_workload(cluster: TestbedCluster, keyspace: str) -> subprocess.
         await asyncio.sleep(0.2)
 
 
-
-
 DEFAULT_ALERT_FOR = "30s"
 STATE_FILE = "demo.json"
 
@@ -164,8 +162,6 @@ def read_state(base_dir: Path) -> dict[str, Any]:
             "(or `python -m testbed demo`) in another terminal"
         )
     return state
-
-
 
 
 async def run_demo(

@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from exporter.schema import ensure_schema
 from probes.latency.probe import LatencyProbe
 from probes.latency.series import LatencySeries, Operation
 from testbed.prometheus import PrometheusServer
-from tests.support import RunningExporter
+from tests.support import RunningExporter, free_port
 
 RATE = 10
 """Requests per second per stream (the default): enough samples within seconds, and light."""
@@ -117,12 +116,6 @@ def bucket_width_at(bounds: tuple[float, ...], value: float) -> float:
     return math.inf
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Prometheus:
     """A real Prometheus server scraping one target every second."""
 
@@ -192,16 +185,22 @@ def scheduling_jitter_p99() -> float:
 
 
 def too_busy_to_judge_thresholds(taps: Iterable[Tap]) -> str | None:
+    """Why latency thresholds cannot be judged on this machine right now, or None (see
+    `machine_too_busy`), with the share of the taps' timings flagged as lagged."""
+    counted = [lagged for t in taps for lagged in t.lagged]
+    return machine_too_busy(sum(counted) / len(counted) if counted else 0.0)
+
+
+def machine_too_busy(lagged: float) -> str | None:
     """Why latency thresholds cannot be judged on this machine right now, or None.
 
-    The thresholds are about Cassandra. When other processes keep this one off the CPU
-    (sleeps overshoot by milliseconds) or the probe itself flags its timings as taken
-    while its event loop was late, the figures are the machine's, not the cluster's.
+    The thresholds are about Cassandra. When more tasks want a CPU than there are, when
+    other processes keep this one off the CPU (sleeps overshoot by milliseconds), or when
+    the exporter flagged a share `lagged` of its timings as taken while its event loop was
+    late, the figures are the machine's, not the cluster's.
     """
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
     jitter = scheduling_jitter_p99()
-    counted = [lagged for t in taps for lagged in t.lagged]
-    lagged = sum(counted) / len(counted) if counted else 0.0
     if load > BUSY_LOAD or jitter > BUSY_JITTER or lagged > BUSY_LAGGED:
         return (
             f"machine too busy to judge latency thresholds: {load:.1f} runnable tasks per "

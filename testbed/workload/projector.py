@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from cassandra.util import max_uuid_from_time
+from cassandra.util import max_uuid_from_time, min_uuid_from_time
 
 from testbed.workload.orders import Order
 from testbed.workload.schema import PROJECTOR
@@ -32,11 +32,17 @@ class Projector:
 
     `apply` writes a projected order into the read models; `wait` gives, for each pass,
     how old an event must be before it is taken.
+
+    A write can be acknowledged well after the TIMEUUID it carries (a slow or retried
+    request: a command's, or an exporter's sentinel), after the checkpoint has passed that
+    time. Once every `sweep_every` seconds the projector reads the feed again from
+    `lookback` seconds before its checkpoint and projects what it finds there for the first
+    time, so that such an event is projected late rather than lost.
     """
 
     def __init__(self, session: WorkloadSession, stats: WorkloadStats, apply: Apply,
                  wait: Callable[[], float], *, poll: float = 0.05, settle: float = 0.2,
-                 batch: int = 200) -> None:
+                 batch: int = 200, lookback: float = 10.0, sweep_every: float = 1.0) -> None:
         self.session = session
         self.stats = stats
         self.apply = apply
@@ -46,12 +52,20 @@ class Projector:
         """Events younger than this are left for the next pass: writes still in flight may
         carry an older TIMEUUID than an event already visible."""
         self.batch = batch
+        self.lookback = lookback
+        self.sweep_every = sweep_every
+        self._projected: dict[uuid.UUID, float] = {}
+        """Events projected within the last `lookback` (and a little) before the checkpoint,
+        with their TIMEUUID's time: a sweep skips them."""
+        self._swept_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
-    async def append_event(self, order: Order, *, created: bool) -> uuid.UUID:
-        """Append the order's event to the event store and to the day's feed."""
-        event_id = uuid.uuid1()
+    async def append_event(self, order: Order, *, created: bool,
+                           event_id: uuid.UUID | None = None) -> uuid.UUID:
+        """Append the order's event to the event store and to the day's feed (under
+        `event_id` when given: a TIMEUUID taken earlier, as a slow writer's would be)."""
+        event_id = event_id or uuid.uuid1()
         event_type = "OrderCreated" if created else "OrderStatusChanged"
         day = datetime.fromtimestamp(uuid_seconds(event_id), UTC).date()
         await asyncio.gather(
@@ -106,6 +120,9 @@ class Projector:
                 if position is None:
                     position = await self.checkpoint()
                 position = await self.project_once(position)
+                if position is not None and time.monotonic() - self._swept_at >= self.sweep_every:
+                    self._swept_at = time.monotonic()
+                    await self.sweep(position)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -181,8 +198,33 @@ class Projector:
 
         await asyncio.gather(*(project(items) for items in by_aggregate.values()))
         self.stats.events_projected += len(rows)
+        for row in rows:
+            self._projected[row.event_id] = uuid_seconds(row.event_id)
         last: uuid.UUID = rows[-1].event_id
         return last
+
+    async def sweep(self, position: uuid.UUID) -> int:
+        """Project the events from `lookback` seconds before `position` up to it that were
+        not projected yet (acknowledged after the checkpoint passed their time); how many."""
+        until = uuid_seconds(position)
+        since = until - self.lookback
+        self._projected = {
+            event: at for event, at in self._projected.items() if at >= since - self.sweep_every
+        }
+        late: list[Any] = []
+        for day in sorted({datetime.fromtimestamp(t, UTC).date() for t in (since, until)}):
+            rows = await self.session.run(
+                "SELECT event_id, aggregate_id FROM {ks}.event_feed WHERE day = ? "
+                "AND event_id >= ? AND event_id <= ?",
+                (day, min_uuid_from_time(since), position),
+            )
+            late += [row for row in rows if row.event_id not in self._projected]
+        if late and await self._project_batch(late) is not None:
+            self.stats.events_projected_late += len(late)
+            log.debug("projected %d event(s) acknowledged after the checkpoint passed them",
+                      len(late))
+            return len(late)
+        return 0
 
     async def caught_up(self) -> bool:
         """Whether the checkpoint has reached the newest event appended by this workload."""

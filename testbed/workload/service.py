@@ -263,9 +263,10 @@ class Workload:
 
     # --- event store and projector ----------------------------------------------------
 
-    async def append_event(self, order: Order, *, created: bool) -> uuid.UUID:
+    async def append_event(self, order: Order, *, created: bool,
+                           event_id: uuid.UUID | None = None) -> uuid.UUID:
         """Append the order's event to the event store and to the day's feed."""
-        return await self._projector.append_event(order, created=created)
+        return await self._projector.append_event(order, created=created, event_id=event_id)
 
     @property
     def projector_running(self) -> bool:

@@ -23,6 +23,8 @@ class WorkloadStats:
     )
     events_appended: int = 0
     events_projected: int = 0
+    events_projected_late: int = 0
+    """Events a sweep found behind the checkpoint (acknowledged after it passed them)."""
     sync_errors: int = 0
     sync_lags: deque[tuple[float, str, float]] = field(default_factory=lambda: deque(maxlen=20_000))
     """(wall time, table, lag) of recent read-model writes: the time from the start of the
@@ -43,6 +45,7 @@ class WorkloadStats:
             "skipped": self.skipped,
             "events_appended": self.events_appended,
             "events_projected": self.events_projected,
+            "events_projected_late": self.events_projected_late,
             "sync_errors": self.sync_errors,
             "read_model_writes": {t: dict(c) for t, c in self.fates.items()},
         }

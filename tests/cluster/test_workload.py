@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import time
+import uuid
 
 import pytest
+from cassandra.util import uuid_from_time
 
 from testbed import TestbedCluster
 from testbed.workload import Knobs, SyncMode, Workload, WorkloadThread
 from testbed.workload.faults import Delay, FailureKind
+from testbed.workload.orders import new_order
+from testbed.workload.projector import uuid_seconds
 from tests.support import poll_until
 
 
@@ -78,3 +83,40 @@ def test_the_workload_runs_from_a_thread_at_its_rate(testbed_cluster: TestbedClu
     assert 0.6 * 20 * elapsed <= issued <= 20 * elapsed + 25
     assert after - issued <= 30  # only those already in flight
     assert workload.stats.command_errors == 0
+
+
+@pytest.mark.cluster
+async def test_an_event_acknowledged_after_the_checkpoint_passed_it_is_still_projected(
+    testbed_cluster: TestbedCluster,
+) -> None:
+    """A slow writer's event carries a TIMEUUID older than events projected before it
+    arrives: the projector's sweep projects it late instead of losing it."""
+    workload = Workload(testbed_cluster.contact_points, testbed_cluster.write_datacenter,
+                        keyspace=f"wl_late_{int(time.time()) % 100000}",
+                        replication=dict.fromkeys(testbed_cluster.datacenters, 1),
+                        knobs=Knobs(rate=0, mode=SyncMode.PROJECTION), seed=2)
+    await workload.start()
+    ks = workload.keyspace
+    try:
+        await workload.run_commands(5)
+        await poll_until(workload.projector_caught_up, timeout=30, interval=0.3,
+                         message="projector caught up")
+        passed = await workload.checkpoint()
+        assert passed is not None
+        late = new_order(random.Random(3), [uuid.uuid4()])
+        # Its TIMEUUID taken a second before the newest event projected: the checkpoint is
+        # past it when it is written.
+        taken = uuid_from_time(uuid_seconds(passed) - 1.0)
+        await workload.append_event(late, created=True, event_id=taken)
+
+        async def projected() -> bool:
+            rows = await workload.execute(
+                f"SELECT order_id FROM {ks}.orders_by_customer WHERE customer_id = %s",
+                (late.customer_id,),
+            )
+            return [row.order_id for row in rows] == [late.order_id]
+
+        await poll_until(projected, timeout=15, interval=0.3, message="the late event projected")
+        assert workload.stats.events_projected_late == 1
+    finally:
+        await workload.stop(drain=2.0)

@@ -91,10 +91,15 @@ def test_the_chaos_story_makes_each_targeted_alert_pend_fire_and_resolve(
                 demo.kill()
                 demo.wait()
     (tmp_path / "chaos.log").write_text(chaos.stdout + chaos.stderr)
-    problems = [
-        line for line in chaos.stdout.splitlines() if " did not " in line or " still " in line
+    lines = [
+        ((line.split(":")[1:2] or [""])[0].strip(), line) for line in chaos.stdout.splitlines()
     ]
-    assert chaos.returncode == 0, (problems, chaos.stderr[-2000:], chaos.stdout[-3000:])
+    failed = {
+        step for step, line in lines if " did not " in line or " were still active " in line
+    }
+    # A failed step's whole story first: the tail of a long output may not show it.
+    transcript = [line for step, line in lines if step in failed]
+    assert chaos.returncode == 0, (transcript, chaos.stderr[-2000:], demo_log.read_text()[-2000:])
     assert "Traceback" not in chaos.stderr
     seen: dict[tuple[str, str], list[str]] = {}
     for step, target, state, _ in TRANSITION.findall(chaos.stdout):

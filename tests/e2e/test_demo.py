@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.demo import demo_config
+from tests.latency_support import machine_too_busy
 from tests.support import free_port
 
 pytestmark = pytest.mark.cluster
@@ -61,6 +62,32 @@ def component_verdicts(url: str) -> dict[str, str]:
     return verdicts
 
 
+LATENCY_CHECKS = ("command_latency_p99", "query_latency_p99")
+
+
+def not_up(verdicts: dict[str, str], *, latency: bool = True) -> dict[str, str]:
+    """The checks and components that are not UP; without the latency checks (and the
+    overall verdict they set) when `latency` is false."""
+    return {
+        name: state for name, state in verdicts.items()
+        if state != "UP" and (latency or not name.startswith((*LATENCY_CHECKS, "overall")))
+    }
+
+
+def lagged_share(url: str) -> float:
+    """The share of the exporter's latency samples it flagged as timed on a late loop."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals = {"lagged": 0.0, "all": 0.0}
+    for family in text_string_to_metric_families(text):
+        for operation in ("command", "query"):
+            if family.name == f"cqrs_{operation}_latency_lagged_samples":
+                totals["lagged"] += sum(sample.value for sample in family.samples)
+            elif family.name == f"cqrs_{operation}_latency_samples":
+                totals["all"] += sum(sample.value for sample in family.samples)
+    return totals["lagged"] / totals["all"] if totals["all"] else 0.0
+
+
 def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
     testbed_cluster: Any, tmp_path: Path
 ) -> None:
@@ -94,13 +121,20 @@ def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
             listening = time.monotonic() if "listening on" in log.read_text() else None
             assert listening is not None, log.read_text()[-3000:]
             # A healthy demo is UP on every check and component within 60 s of listening.
+            # The latency checks judge the cluster's p99 against 50 and 100 ms: on a machine
+            # whose CPUs are all taken that is the machine's run queue, and the test says so.
             verdicts: dict[str, str] = {}
-            while not verdicts or set(verdicts.values()) != {"UP"}:
+            while time.monotonic() < listening + 60:
                 assert process.poll() is None, log.read_text()
-                not_up = {name: state for name, state in verdicts.items() if state != "UP"}
-                assert time.monotonic() < listening + 60, (not_up, log.read_text()[-2000:])
-                time.sleep(1.0)
                 verdicts = component_verdicts(f"http://{listen}")
+                if verdicts and not not_up(verdicts):
+                    break
+                time.sleep(1.0)
+            others = not_up(verdicts, latency=False)
+            assert verdicts and not others, (others, log.read_text()[-2000:])
+            latency = not_up(verdicts)
+            unjudged = machine_too_busy(lagged_share(f"http://{listen}")) if latency else None
+            assert not latency or unjudged is not None, (latency, log.read_text()[-2000:])
             rules = json_get(f"http://127.0.0.1:{prometheus_port}/api/v1/rules")
             groups = {group["name"] for group in rules["data"]["groups"]}
             assert groups, rules  # the demo's Prometheus evaluates the generated rules
@@ -120,3 +154,5 @@ def test_demo_serves_every_read_model_of_the_workload_and_stops_cleanly(
     # Every read model of the workload was measured, within the demo's own keyspace.
     assert all(value >= 0 for value in readings.values()), readings
     assert testbed_cluster.is_running()
+    if unjudged is not None:
+        pytest.xfail(f"{unjudged}; not UP: {latency} (every other check held)")

@@ -127,7 +127,7 @@ async def test_the_status_page_draws_every_component_and_a_breach(
 ) -> None:
     config = make_config(
         {
-            "thresholds": {"query_latency_p99": "0.1ms"},
+            "thresholds": {"query_latency_p99": "1ms"},
             "health": {"groups": {"queries": {"checks": ["query_latency_p99"]}}},
         }
     )
