@@ -58,6 +58,7 @@ GRAFANA_VARIABLES = {
     "$instance": ".*",
     "$datacenter": ".*",
     "$read_model": ".*",
+    "$slo": ".*",
 }
 T = TypeVar("T")
 
