@@ -12,7 +12,7 @@ from exporter.app import create_app
 from exporter.config import Config
 from exporter.service import Exporter
 from exporter.web.config import WebConfigError
-from exporter.web.server import HttpServer, load_web_state
+from exporter.web.server import HttpServer, ListenError, load_web_state
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -43,8 +43,8 @@ async def serve(
     http = HttpServer(create_app(exporter), config.server, web_state)
     try:
         await http.start(host, port)
-    except OSError as exc:
-        log.error("cannot listen: %s", exc.strerror or exc)
+    except ListenError as exc:
+        log.error("%s", exc)
         await http.stop()
         return EXIT_RUNTIME
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 from pathlib import Path
 
 from aiohttp import web
@@ -44,6 +45,22 @@ def _loopback(host: str) -> bool:
         return False
 
 
+class ListenError(Exception):
+    """A listener that cannot bind: the address (and the key that set it) and the cause."""
+
+    def __init__(self, host: str, port: int, exc: OSError, key: str | None = None) -> None:
+        cause = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        where = f" ({key})" if key else ""
+        super().__init__(f"cannot listen on {host}:{port}{where}: {cause}")
+
+
+async def _listen(site: GuardedSite, host: str, port: int, key: str | None = None) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ListenError(host, port, exc, key) from exc
+
+
 class HttpServer:
     """Starts and stops the listeners of `app` as `server` and the web config describe."""
 
@@ -72,7 +89,7 @@ class HttpServer:
         )
 
     async def start(self, host: str, port: int) -> None:
-        """Listen; OSError (the caller says which address) if a listener cannot."""
+        """Listen; ListenError naming the address if a listener cannot."""
         raise_fd_limit()
         install_accept_error_handler(asyncio.get_running_loop())
         limits = self.server.http
@@ -81,7 +98,7 @@ class HttpServer:
         await runner.setup()
         context = self.web.context if self.web is not None else None
         main = GuardedSite(runner, host, port, limits, ssl_context=context)
-        await main.start()
+        await _listen(main, host, port)
         self.sites.append(main)
         scheme = "https" if context is not None else "http"
         log.info("listening on %s://%s:%d", scheme, host, main.port)
@@ -99,7 +116,7 @@ class HttpServer:
                 max_connections=HEALTH_MAX_CONNECTIONS,
                 reserved=0,
             )
-            await health.start()
+            await _listen(health, health_host, health_port, "server.health_listen")
             self.sites.append(health)
             log.info(
                 "health listener (/health/live, /health/ready) on http://%s:%d",

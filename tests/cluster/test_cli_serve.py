@@ -95,6 +95,12 @@ def test_serve_names_a_datacenter_the_cluster_does_not_have_and_exits_2(
 ) -> None:
     config = make_config()
     config["datacenters"]["read"] = ["ca-central", "eu-west1"]
+    # Consistent as a config (a replication factor per configured datacenter): only the
+    # cluster can say that eu-west1 is not one of its datacenters.
+    factors = config["monitoring"]["replication_factor"]
+    config["monitoring"]["replication_factor"] = {
+        ("eu-west1" if dc == "eu-west" else dc): n for dc, n in factors.items()
+    }
     result = serve_until_exit(config, tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
