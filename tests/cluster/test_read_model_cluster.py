@@ -248,6 +248,9 @@ async def test_failure_ratio_counts_missing_and_mismatch_apart_and_flags_only_a_
 
         config = exporter_config(make_config, full_audit("one_percent", faulty.keyspace),
                                  full_audit("zero_percent", clean.keyspace))
+        # 3,000 rows audited within minutes: more than the default request budget allows
+        # (which would stretch the audits' schedules, as it should).
+        config["probes"]["budget"] = {"requests_per_second_per_datacenter": 400}
         async with serve_exporter(config) as running:
             faulty_probe = probe_of(running, "one_percent")
             clean_probe = probe_of(running, "zero_percent")
