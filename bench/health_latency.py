@@ -35,6 +35,7 @@ import yaml
 
 from bench.common import save_results
 from testbed.cluster import TestbedCluster
+from testbed.processes import stop_child
 
 ENDPOINTS = ("/health", "/health?verbose", "/health/live", "/health/reads")
 GOAL_P99_MS = 5.0
@@ -96,12 +97,7 @@ def exporter(cluster: TestbedCluster) -> Iterator[str]:
             wait_for(lambda: get(url + "/health/ready") == 200, 120, "the exporter to be ready")
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_child(process)
             log.close()
 
 

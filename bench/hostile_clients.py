@@ -40,6 +40,7 @@ import yaml
 
 from bench import quiet
 from bench.common import save_results
+from testbed.processes import stop_child
 from tests.support import free_port
 
 HEADER_TIMEOUT = 10.0
@@ -312,11 +313,7 @@ async def measure(
         await asyncio.sleep(3)  # past start-up
         return await part(base, port, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_child(process)
         log.close()
         lines = (work / f"{name}.log").read_text(errors="replace").splitlines()
         print(f"exporter log ({len(lines)} lines): " + " | ".join(lines[-5:]), flush=True)

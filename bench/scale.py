@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import save_results, testbed
 from bench.quiet import load, wait_for_quiet
 from testbed import TestbedCluster
+from testbed.processes import stop_child
 from tests.scale_support import create_tables, scale_config
 from tests.support import free_port, serve_command
 
@@ -95,12 +96,7 @@ class Served:
             return False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_child(self.process)
         self.log.close()
 
 

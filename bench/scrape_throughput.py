@@ -39,6 +39,7 @@ import yaml
 
 from bench.common import save_results
 from bench.quiet import load, rss_bytes, wait_for_quiet
+from testbed.processes import stop_child
 from tests.support import free_port
 
 PROMETHEUS_HEADERS = {
@@ -108,12 +109,7 @@ def process(argv: list[str]) -> Iterator[subprocess.Popen[str]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc)
 
 
 def wrk(url: str, seconds: float, connections: int, headers: dict[str, str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 POLL_SECONDS = 0.1
 
@@ -95,7 +96,7 @@ def terminate(pid: int, grace: float) -> None:
         wait_for_exit(pid, 30.0)
 
 
-def stop_child(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+def stop_child(process: subprocess.Popen[Any], grace: float = 20.0) -> None:
     """End a child started with Popen: SIGTERM, and SIGKILL after `grace` seconds."""
     if process.poll() is not None:
         return
