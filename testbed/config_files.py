@@ -109,13 +109,13 @@ commitlog_directory: {layout.commitlog_dir}
 hints_directory: {layout.hints_dir}
 saved_caches_directory: {layout.saved_caches_dir}
 cdc_raw_directory: {layout.cdc_raw_dir}
-# Cassandra's default: a write is acknowledged once it is in the memory-mapped commit
-# log segment, which is fsynced every 10 s. A SIGKILLed node keeps it (it is in the page
-# cache, and replayed at start); only the machine crashing could lose the last period.
-# Group or batch sync would put every fsync of this machine's disk (100 ms at p99 on a
-# small VM) into each command's latency, and a production node does not wait on them.
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# Group sync acknowledges a write only once it is synced, so a SIGKILLed node comes back
+# with every write it acknowledged (periodic sync would lose what came after the last
+# sync marker). The folder is in memory where the machine has a tmpfs (see
+# Node.commitlog_dir), so the syncs cost no disk time.
+commitlog_sync: group
+commitlog_sync_group_window: 10ms
+commitlog_total_space: 128MiB
 commitlog_segment_size: 8MiB
 # Small caches and few background threads: three nodes share two cores.
 concurrent_compactors: 1

@@ -33,9 +33,10 @@ def write_node_files(
             shutil.rmtree(node.home)
         node.conf_dir.mkdir(parents=True)
         node.log_dir.mkdir()
+        node.release_commitlog()
         dirs = node.data_dirs()
         for path in dirs.values():
-            path.mkdir()
+            path.mkdir(parents=True)
         layout = config_files.NodeLayout(
             cluster_name=cluster_name,
             address=node.address,

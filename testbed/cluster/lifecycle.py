@@ -330,6 +330,7 @@ class TestbedCluster(Faults):
             self._forget_child(pid)
         for node in self.nodes:
             node.pid = None
+            node.release_commitlog()
         self.proxies.stop()
         if self.state_path.parent.is_dir():
             self.save_state()

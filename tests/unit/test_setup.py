@@ -102,7 +102,9 @@ def test_ci_runs_the_readme_test_command_and_installs_nothing_itself() -> None:
 
 def make_dry_run(target: str) -> list[str]:
     """What `make TARGET` would run, in order (recursive makes included)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    # Without the caller's make state or pytest arguments (`make test PYTEST_ARGS=...`).
+    ignored = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTEST_ARGS")
+    env = {k: v for k, v in os.environ.items() if k not in ignored}
     result = subprocess.run(
         ["make", "--no-print-directory", "-n", target],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
