@@ -18,14 +18,20 @@ if TYPE_CHECKING:
     from testbed.cluster.security import ClientTls
 
 MEMORY_DIR = Path("/dev/shm")
-"""Where the commit logs go when it is a writable folder (a tmpfs on Linux)."""
+"""Where the commit logs go when it is a writable tmpfs with room (see Node.commitlog_dir)."""
+MEMORY_ROOM = 2 << 30
+"""Free bytes it must have: six nodes' commit logs (128 MiB each at most) and to spare.
+A container's default /dev/shm of 64 MiB has not, and the commit logs stay on disk."""
 
 
-def memory_dir() -> Path | None:
-    """The tmpfs for commit logs, or None where there is none (they then stay on disk)."""
-    if MEMORY_DIR.is_dir() and os.access(MEMORY_DIR, os.W_OK | os.X_OK):
-        return MEMORY_DIR
-    return None
+def memory_has_room() -> bool:
+    """Whether commit logs may go to MEMORY_DIR."""
+    try:
+        stats = os.statvfs(MEMORY_DIR)
+    except OSError:
+        return False
+    room = stats.f_bavail * stats.f_frsize
+    return os.access(MEMORY_DIR, os.W_OK | os.X_OK) and room >= MEMORY_ROOM
 
 
 @dataclass(frozen=True)
@@ -112,17 +118,19 @@ class Node:
         write, 100 ms at p99 on a small VM, which no production node on good disks waits;
         on a tmpfs the sync costs nothing and survives a killed process, as a disk would.
         """
-        memory = memory_dir()
-        if memory is None:
-            return self.home / "commitlog"
+        memory = self._memory_folder()
+        # Once chosen (the folder exists), kept until released, whatever room is left.
+        if memory.is_dir() or memory_has_room():
+            return memory / "commitlog"
+        return self.home / "commitlog"
+
+    def _memory_folder(self) -> Path:
         key = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
-        return memory / f"cqrs-testbed-{key}" / "commitlog"
+        return MEMORY_DIR / f"cqrs-testbed-{key}"
 
     def release_commitlog(self) -> None:
         """Free a commit log kept in memory (the next start of the testbed wipes it anyway)."""
-        folder = self.commitlog_dir
-        if memory_dir() is not None and folder.parent.exists():
-            shutil.rmtree(folder.parent, ignore_errors=True)
+        shutil.rmtree(self._memory_folder(), ignore_errors=True)
 
     def data_dirs(self) -> dict[str, Path]:
         dirs = {name: self.home / name for name in ("data", "hints", "saved_caches", "cdc_raw")}
