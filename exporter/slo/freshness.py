@@ -37,7 +37,7 @@ class VisibilitySource(Protocol):
     """The write datacenter."""
 
     def lag(self, dc: str) -> float | None:
-        """The datacenter's replication lag now (the age of the oldest unseen sentinel)."""
+        """The datacenter's replication lag now, as `cqrs_replication_lag_seconds` reads."""
         ...
 
     def visibility_progress(self) -> Mapping[str, Progress]:

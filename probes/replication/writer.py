@@ -212,8 +212,9 @@ class WriterProbe(Probe):
         now = self.clock.monotonic()
         lag = REPLICATION_LAG.family(
             "How long after acknowledgement in the source datacenter a sentinel becomes "
-            "readable in the target one: the age of the oldest unseen sentinel while one is "
-            "outstanding (it grows), else the last estimate. Exporter's monotonic clock."
+            "readable in the target one: while a sentinel is outstanding the larger of the "
+            "oldest unseen one's age (it grows) and the last estimate, else the last "
+            "estimate. Exporter's monotonic clock."
         )
         resolution = REPLICATION_LAG_RESOLUTION.family(
             "Width of the interval (last miss to first hit) the last lag estimate is the "

@@ -52,6 +52,23 @@ def test_lag_is_the_age_of_the_oldest_unseen_sentinel_and_keeps_growing() -> Non
     assert samples == pytest.approx([0.5, 1.5, 2.5, 3.5])
 
 
+def test_a_steady_delay_reads_steady_between_sightings() -> None:
+    """A sentinel a second, each seen 1.5 s after its acknowledgement: the lag holds 1.5 s,
+    not the 0.5 s the next sentinel's age reads just after each sighting."""
+    t = tracker()
+    t.add(1, acked=0.0, readers=ONE)
+    t.observe("eu", None, None, sent=1.45, received=1.45)
+    t.observe("eu", None, 1, sent=1.55, received=1.55)
+    samples = []
+    for k in range(2, 8):  # sentinel k acknowledged at k - 1 and seen at k + 0.55
+        t.add(k, acked=k - 1.0, readers=ONE)
+        samples.append(t.lag("eu", k - 0.9))  # sentinel k - 1, 1.1 s old, still unseen
+        t.observe("eu", None, None, sent=k - 0.55, received=k - 0.55)
+        t.observe("eu", None, k - 1, sent=k - 0.45, received=k - 0.45)
+        samples.append(t.lag("eu", k - 0.4))  # just after: sentinel k is 0.6 s old
+    assert samples == pytest.approx([1.5] * len(samples), abs=0.06)
+
+
 def test_after_a_stall_the_newest_completed_sentinel_sets_the_lag() -> None:
     t = tracker()
     for seq, acked in ((1, 0.0), (2, 1.0), (3, 2.0)):
