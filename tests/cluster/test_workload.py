@@ -17,12 +17,19 @@ from testbed.workload.projector import uuid_seconds
 from tests.support import poll_until
 
 
+def workload_on(cluster: TestbedCluster, name: str, knobs: Knobs, seed: int | None = None
+                ) -> Workload:
+    """A workload in a keyspace of its own on the testbed, replicated once in every datacenter."""
+    return Workload(cluster.contact_points, cluster.write_datacenter,
+                    keyspace=f"wl_{name}_{int(time.time()) % 100000}",
+                    replication=dict.fromkeys(cluster.datacenters, 1),
+                    knobs=knobs, seed=seed)
+
+
 @pytest.mark.cluster
 async def test_each_sync_mode_reaches_the_read_models(testbed_cluster: TestbedCluster) -> None:
-    workload = Workload(testbed_cluster.contact_points, testbed_cluster.write_datacenter,
-                        keyspace=f"wl_modes_{int(time.time()) % 100000}",
-                        replication=dict.fromkeys(testbed_cluster.datacenters, 1),
-                        knobs=Knobs(rate=0, mode=SyncMode.IN_REQUEST), seed=1)
+    workload = workload_on(testbed_cluster, "modes", Knobs(rate=0, mode=SyncMode.IN_REQUEST),
+                           seed=1)
     await workload.start()
     ks = workload.keyspace
 
@@ -65,10 +72,7 @@ async def test_each_sync_mode_reaches_the_read_models(testbed_cluster: TestbedCl
 
 @pytest.mark.cluster
 def test_the_workload_runs_from_a_thread_at_its_rate(testbed_cluster: TestbedCluster) -> None:
-    workload = Workload(testbed_cluster.contact_points, testbed_cluster.write_datacenter,
-                        keyspace=f"wl_thread_{int(time.time()) % 100000}",
-                        replication=dict.fromkeys(testbed_cluster.datacenters, 1),
-                        knobs=Knobs(rate=20))
+    workload = workload_on(testbed_cluster, "thread", Knobs(rate=20))
     runner = WorkloadThread(workload).start(projector=False)
     try:
         began = time.monotonic()
@@ -91,10 +95,7 @@ async def test_an_event_acknowledged_after_the_checkpoint_passed_it_is_still_pro
 ) -> None:
     """A slow writer's event carries a TIMEUUID older than events projected before it
     arrives: the projector's sweep projects it late instead of losing it."""
-    workload = Workload(testbed_cluster.contact_points, testbed_cluster.write_datacenter,
-                        keyspace=f"wl_late_{int(time.time()) % 100000}",
-                        replication=dict.fromkeys(testbed_cluster.datacenters, 1),
-                        knobs=Knobs(rate=0, mode=SyncMode.PROJECTION), seed=2)
+    workload = workload_on(testbed_cluster, "late", Knobs(rate=0, mode=SyncMode.PROJECTION), seed=2)
     await workload.start()
     ks = workload.keyspace
     try:

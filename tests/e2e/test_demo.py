@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.demo import demo_config
@@ -28,16 +29,21 @@ from tests.support import free_port
 pytestmark = pytest.mark.cluster
 
 
-def lag_readings(url: str) -> dict[str, float]:
-    """cqrs_read_model_sync_lag_seconds per read model, as a scraper sees them."""
+def metric_families(url: str) -> list[Metric]:
+    """The families of the exporter's /metrics at `url` (none while it does not answer)."""
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
-        return {}
+        return []
+    return list(text_string_to_metric_families(text))
+
+
+def lag_readings(url: str) -> dict[str, float]:
+    """cqrs_read_model_sync_lag_seconds per read model, as a scraper sees them."""
     return {
         sample.labels["read_model"]: sample.value
-        for family in text_string_to_metric_families(text)
+        for family in metric_families(url)
         if family.name == "cqrs_read_model_sync_lag_seconds"
         for sample in family.samples
     }
@@ -76,10 +82,8 @@ def not_up(verdicts: dict[str, str], *, latency: bool = True) -> dict[str, str]:
 
 def lagged_share(url: str) -> float:
     """The share of the exporter's latency samples it flagged as timed on a late loop."""
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
     totals = {"lagged": 0.0, "all": 0.0}
-    for family in text_string_to_metric_families(text):
+    for family in metric_families(url):
         for operation in ("command", "query"):
             if family.name == f"cqrs_{operation}_latency_lagged_samples":
                 totals["lagged"] += sum(sample.value for sample in family.samples)
