@@ -14,8 +14,12 @@ each signal, sampled every 10 ms, against the pause's length:
 In healthy stretches it also compares, per sentinel, the one-clock visibility estimate with
 the clock-comparing one (the reader's wall clock at first sight minus `written_at`).
 
+Each trial also takes the peaks of the lag's exported lower and upper bounds, and counts the
+trials whose bounds contain the pause. A trial starts only once the load is under 2.
+
 Run (with a testbed up: `python -m testbed up`, same CQRS_TESTBED_NET / CQRS_TESTBED_DIR):
     .venv/bin/python -m bench.replication_accuracy --trials 10 --pauses 0.5,1,2,5
+    .venv/bin/python -m bench.replication_accuracy --trials 10 --pauses 1.2,2,5 --phases random
 Writes bench/results/replication_accuracy.json.
 """
 
@@ -31,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import ensure_schema_retrying, quiet_logging, save_results
+from bench.quiet import load, wait_for_quiet
 from exporter.clock import SystemClock
-from exporter.config import Config, parse_config
+from exporter.config import Config, format_duration, parse_config
+from exporter.config.base import parse_duration
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
 from probes.base import ProbeContext
@@ -54,7 +60,7 @@ class SkewedClock(SystemClock):
         return super().time() + self.skew
 
 
-def configs(cluster: TestbedCluster) -> tuple[Config, Config]:
+def configs(cluster: TestbedCluster, interval: str | None = None) -> tuple[Config, Config]:
     base: dict[str, Any] = {
         "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
         "datacenters": {
@@ -63,22 +69,29 @@ def configs(cluster: TestbedCluster) -> tuple[Config, Config]:
         },
         "monitoring": {"create_schema": True, "replication_factor": 1, "writer_id": "bench"},
     }
+    if interval is not None:  # the sentinel cadence, and the heartbeat the readers expect
+        seconds = parse_duration(interval)
+        base["probes"] = {"replication": {
+            "interval": interval, "timeout": format_duration(0.9 * seconds),
+        }}
     regional = {
         **base,
         "datacenters": {**base["datacenters"], "local": TARGET},
-        "probes": {"replication": {"mode": "regional"}},
+        "probes": {"replication": {**base.get("probes", {}).get("replication", {}),
+                                   "mode": "regional"}},
     }
     return parse_config(base), parse_config(regional)
 
 
 @dataclass
 class Sampler:
-    """Samples (time, sentinel lag, honest and skewed heartbeat overdue) every 10 ms."""
+    """Samples (time, sentinel lag, honest and skewed heartbeat overdue, the lag's lower and
+    upper bounds) every 10 ms."""
 
     probe: WriterProbe
     honest: HeartbeatProbe
     skewed: HeartbeatProbe
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list)
+    samples: list[tuple[float, float, float, float, float, float]] = field(default_factory=list)
     clock_comparing: dict[str, list[float]] = field(
         default_factory=lambda: {"honest": [], "skewed": []}
     )
@@ -86,13 +99,18 @@ class Sampler:
     recording_healthy: bool = False
 
     async def run(self) -> None:
-        seen = {"honest": None, "skewed": None}
+        seen: dict[str, float | None] = {"honest": None, "skewed": None}
         completed = 0
         while True:
             lag = self.probe.lag(TARGET)
             values = (self.honest.overdue(), self.skewed.overdue())
-            if lag is not None and None not in values:
-                self.samples.append((time.monotonic(), lag, values[0] or 0.0, values[1] or 0.0))
+            bounds = self.probe.tracker.bounds(TARGET, self.probe.clock.monotonic())
+            if lag is not None and None not in values and bounds is not None:
+                least, most = bounds
+                self.samples.append((
+                    time.monotonic(), lag, values[0] or 0.0, values[1] or 0.0,
+                    least, most if most is not None else float("inf"),
+                ))
             for label, reader in (("honest", self.honest), ("skewed", self.skewed)):
                 newest = reader.newest()
                 if newest is not None and newest != seen[label]:
@@ -129,6 +147,7 @@ async def trial(
     aligned: bool,
 ) -> dict[str, float]:
     probe = sampler.probe
+    load_before = await asyncio.to_thread(wait_for_quiet)
     await wait_healthy(sampler)
     written = probe.written
     while probe.written == written:
@@ -157,7 +176,11 @@ async def trial(
         "sentinel_peak": sampler.peak(paused_at, end, 1),
         "heartbeat_peak": sampler.peak(paused_at, end, 2),
         "skewed_heartbeat_peak": sampler.peak(paused_at, end, 3),
+        "lower_bound_peak": sampler.peak(paused_at, end, 4),
+        "upper_bound_peak": sampler.peak(paused_at, end, 5),
         "recovery_seconds": end - resumed_at,
+        "load_before": round(load_before, 2),
+        "load_after": round(load(), 2),
     }
 
 
@@ -166,6 +189,7 @@ def summary(errors: list[float]) -> dict[str, float]:
     return {
         "error_p50": statistics.median(errors),
         "abs_error_p50": statistics.median(absolute),
+        "abs_error_p90": absolute[int(0.9 * (len(absolute) - 1))],
         "abs_error_max": absolute[-1],
         "error_min": min(errors),
         "error_max": max(errors),
@@ -184,7 +208,7 @@ def quantiles(values: list[float]) -> dict[str, float]:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     cluster = TestbedCluster.load()
-    writer_config, regional_config = configs(cluster)
+    writer_config, regional_config = configs(cluster, args.interval)
     connection = CassandraConnection(writer_config)
     await connection.connect()
     await ensure_schema_retrying(writer_config, connection)
@@ -229,7 +253,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps(result["healthy"], indent=2), flush=True)
         trials: list[dict[str, Any]] = []
         for pause in args.pauses:
-            for aligned in (True, False):
+            for aligned in args.phases:
                 for i in range(args.trials):
                     row = await trial(cluster, runner, sampler, pause, aligned)
                     row.update({"requested": pause, "aligned": aligned})
@@ -238,13 +262,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         f"pause {pause:g}s {'aligned' if aligned else 'random '} #{i + 1}: "
                         f"actual {row['pause_seconds']:.3f} sentinel peak "
                         f"{row['sentinel_peak']:.3f} heartbeat overdue peak "
-                        f"{row['heartbeat_peak']:.3f} (skewed {row['skewed_heartbeat_peak']:.3f})",
+                        f"{row['heartbeat_peak']:.3f} (skewed {row['skewed_heartbeat_peak']:.3f}) "
+                        f"bounds {row['lower_bound_peak']:.3f}..{row['upper_bound_peak']:.3f} "
+                        f"load {row['load_before']:.2f}-{row['load_after']:.2f}",
                         flush=True,
                     )
         result["trials"] = trials
         table = []
         for pause in args.pauses:
-            for aligned in (True, False):
+            for aligned in args.phases:
                 rows = [t for t in trials if t["requested"] == pause and t["aligned"] == aligned]
                 table.append({
                     "pause": pause,
@@ -257,6 +283,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "skewed_heartbeat": summary(
                         [t["skewed_heartbeat_peak"] - t["pause_seconds"] for t in rows]
                     ),
+                    "bounds_contain_pause": sum(
+                        t["lower_bound_peak"] <= t["pause_seconds"] <= t["upper_bound_peak"]
+                        for t in rows
+                    ),
+                    "lower_bound_over_pause_max": max(
+                        t["lower_bound_peak"] - t["pause_seconds"] for t in rows
+                    ),
+                    "trials": len(rows),
+                    "load": [
+                        min(t["load_before"] for t in rows), max(t["load_after"] for t in rows)
+                    ],
                 })
         result["summary"] = table
     finally:
@@ -270,21 +307,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any]) -> None:
-    goal = result["settings"]["poll_interval"] + 0.05
-    print(f"\npeak error vs pause length (goal: within {goal * 1000:.0f} ms); seconds")
-    print("(sentinel vs known lag: against the aligned sentinel's own resume - ack time)")
-    print(f"{'pause':>6} {'phase':>7} | {'sentinel p50':>12} {'max|err|':>9} | "
-          f"{'vs known p50':>12} {'max|err|':>9} | "
-          f"{'heartbeat p50':>13} {'max|err|':>9} | {'skewed p50':>10} {'max|err|':>9}")
+    print("\npeak sentinel lag minus pause length, seconds (goal: |error| p90 <= 0.100, "
+          "max <= 0.150);")
+    print("bounds: trials whose peak lower and upper bounds contain the pause")
+    print(f"{'pause':>6} {'phase':>7} | {'err p50':>8} {'|err| p90':>9} {'|err| max':>9} | "
+          f"{'vs known p50':>12} | {'heartbeat p50':>13} {'skewed p50':>10} | "
+          f"{'bounds':>7} {'low over':>8} | load")
     for row in result["summary"]:
         s, h, k = row["sentinel"], row["heartbeat"], row["skewed_heartbeat"]
         n = row["sentinel_vs_known_lag"]
         print(
             f"{row['pause']:>6g} {'aligned' if row['aligned'] else 'random':>7} | "
-            f"{s['error_p50']:>+12.3f} {s['abs_error_max']:>9.3f} | "
-            f"{n['error_p50']:>+12.3f} {n['abs_error_max']:>9.3f} | "
-            f"{h['error_p50']:>+13.3f} {h['abs_error_max']:>9.3f} | "
-            f"{k['error_p50']:>+10.3f} {k['abs_error_max']:>9.3f}"
+            f"{s['error_p50']:>+8.3f} {s['abs_error_p90']:>9.3f} {s['abs_error_max']:>9.3f} | "
+            f"{n['error_p50']:>+12.3f} | {h['error_p50']:>+13.3f} {k['error_p50']:>+10.3f} | "
+            f"{row['bounds_contain_pause']:>3}/{row['trials']:<3} "
+            f"{row['lower_bound_over_pause_max']:>+8.3f} | "
+            f"{row['load'][0]:.2f}-{row['load'][1]:.2f}"
         )
 
 
@@ -294,7 +332,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--pauses", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1, 2, 5]
     )
+    parser.add_argument(
+        "--phases", type=lambda s: [x == "aligned" for x in s.split(",")],
+        default=[True, False], help="aligned,random (default both)",
+    )
     parser.add_argument("--skew", type=float, default=0.25)
+    parser.add_argument("--interval", help="the sentinel cadence, e.g. 100ms (default: 1s)")
     parser.add_argument("--healthy-seconds", type=float, default=60.0)
     return parser.parse_args()
 

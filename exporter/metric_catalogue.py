@@ -192,6 +192,8 @@ DATACENTER_REACHABILITY_FAILURES = _counter("cqrs_datacenter_reachability_failur
 # --- replication ----------------------------------------------------------------------------
 REPLICATION_LAG = _gauge("cqrs_replication_lag_seconds", *PAIR)
 REPLICATION_LAG_RESOLUTION = _gauge("cqrs_replication_lag_resolution_seconds", *PAIR)
+REPLICATION_LAG_LOWER_BOUND = _gauge("cqrs_replication_lag_lower_bound_seconds", *PAIR)
+REPLICATION_LAG_UPPER_BOUND = _gauge("cqrs_replication_lag_upper_bound_seconds", *PAIR)
 REPLICATION_VISIBILITY = _histogram("cqrs_replication_visibility_seconds", *PAIR)
 REPLICATION_SENTINELS_LOST = _counter("cqrs_replication_sentinels_lost", *PAIR)
 REPLICATION_SENTINELS_WRITTEN = _counter("cqrs_replication_sentinels_written", "source_datacenter")

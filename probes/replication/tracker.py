@@ -67,6 +67,18 @@ class Completed:
     sequence: int
     lag: float
     resolution: float
+    acked: float = 0.0
+    """When it was acknowledged (the tracker's clock)."""
+
+    @property
+    def earliest(self) -> float:
+        """The least its visibility can have been: the bracket's lower end."""
+        return max(0.0, self.lag - self.resolution / 2)
+
+    @property
+    def latest(self) -> float:
+        """The most its visibility can have been: the bracket's upper end."""
+        return self.lag + self.resolution / 2
 
 
 @dataclass
@@ -81,7 +93,9 @@ class _Pending:
     def complete(self) -> Completed:
         lower = max(self.last_miss.get(r, self.acked) for r in self.readers)
         upper = max(self.first_hit.values())
-        return Completed(self.sequence, (lower + upper) / 2 - self.acked, upper - lower)
+        return Completed(
+            self.sequence, (lower + upper) / 2 - self.acked, upper - lower, self.acked
+        )
 
 
 @dataclass
@@ -97,6 +111,8 @@ class TargetState:
     """Acknowledgement time of the oldest lost sentinel no later sentinel has superseded yet."""
     estimate: float | None = None
     resolution: float | None = None
+    last_seen: Completed | None = None
+    """The newest sentinel seen."""
     lost: int = 0
     visibility: BucketCounts = field(default_factory=BucketCounts)
 
@@ -201,6 +217,9 @@ class SentinelTracker:
         completed = [p.complete() for p in done]
         for c in completed:
             state.visibility.observe(c.lag)
+        newest = max(completed, key=lambda c: c.acked)
+        if state.last_seen is None or newest.acked >= state.last_seen.acked:
+            state.last_seen = newest
         state.estimate, state.resolution = completed[-1].lag, completed[-1].resolution
         return completed
 
@@ -237,6 +256,28 @@ class SentinelTracker:
         if self.last_ack is None or now - self.last_ack > self.sentinel_timeout:
             return None
         return state.estimate
+
+    def bounds(self, dc: str, now: float) -> tuple[float, float | None] | None:
+        """What the datacenter's staleness can be now: (least, most); most is None when no
+        sentinel has been seen there yet. None when the lag is unknown.
+
+        While a sentinel is unseen the staleness is at least its age (it is not readable
+        yet) and at most the age of the newest sentinel seen (that one is). With nothing
+        unseen it is the newest seen sentinel's bracket, last miss to first hit.
+        """
+        if self.lag(dc, now) is None:
+            return None
+        state = self.targets[dc]
+        seen = state.last_seen
+        oldest = state.oldest_unseen()
+        if oldest is None:
+            if seen is None:
+                return None
+            return seen.earliest, seen.latest
+        least = max(0.0, now - oldest)
+        if seen is None:
+            return least, None
+        return least, max(least, now - seen.acked)
 
     def caught_up(self, dc: str) -> int | None:
         """How many of the datacenter's readers have returned the newest sentinel (or later).

@@ -23,7 +23,9 @@ from exporter.config.replication import ReplicationConfig
 from exporter.connection import classify, describe
 from exporter.metric_catalogue import (
     REPLICATION_LAG,
+    REPLICATION_LAG_LOWER_BOUND,
     REPLICATION_LAG_RESOLUTION,
+    REPLICATION_LAG_UPPER_BOUND,
     REPLICATION_SENTINELS_LOST,
     REPLICATION_SENTINELS_WRITTEN,
     REPLICATION_VISIBILITY,
@@ -220,6 +222,14 @@ class WriterProbe(Probe):
             "Width of the interval (last miss to first hit) the last lag estimate is the "
             "midpoint of."
         )
+        least = REPLICATION_LAG_LOWER_BOUND.family(
+            "The least the target datacenter's staleness can be now: the oldest unseen "
+            "sentinel's age, else the newest seen one's last miss."
+        )
+        most = REPLICATION_LAG_UPPER_BOUND.family(
+            "The most the target datacenter's staleness can be now: the newest seen "
+            "sentinel's age while a later one is unseen, else its first hit."
+        )
         visibility = REPLICATION_VISIBILITY.family(
             "Time from a sentinel's acknowledgement to its visibility in the target "
             "datacenter (midpoint estimates; lost sentinels are not included)."
@@ -238,11 +248,17 @@ class WriterProbe(Probe):
                 lag.add_metric(labels, value)
             if state.resolution is not None:
                 resolution.add_metric(labels, state.resolution)
+            bounds = self.tracker.bounds(dc, now)
+            if bounds is not None:
+                least.add_metric(labels, bounds[0])
+                if bounds[1] is not None:
+                    most.add_metric(labels, bounds[1])
             visibility.add_metric(
                 labels, state.visibility.cumulative(), sum_value=state.visibility.sum
             )
             lost.add_metric(labels, state.lost)
-        yield from (lag, resolution, visibility, lost, written, self.failures.family(self.source))
+        yield from (lag, resolution, least, most, visibility, lost, written)
+        yield self.failures.family(self.source)
         if self.replicas.per_replica:
             yield from replica_families(self.replica_counts(), self.source)
 

@@ -191,6 +191,53 @@ async def test_paused_read_datacenter_lag_rises_steadily_and_recovers_within_two
 
 
 @pytest.mark.fault
+@pytest.mark.parametrize("phase", [0.3, 0.7])
+async def test_the_bounds_contain_a_stall_that_starts_between_sentinels(
+    make_config: Callable[..., dict[str, Any]], healthy_testbed: Any, phase: float
+) -> None:
+    """eu-west paused 2 s, `phase` of a sentinel interval after a sentinel: the least the
+    staleness can be never passes the stall, the most reaches it."""
+    pause_for = 2.0
+    bounds: list[tuple[float, float | None, float | None]] = []
+
+    async def sample_bounds(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            bounds.append((
+                time.monotonic(),
+                running.sample("cqrs_replication_lag_lower_bound_seconds", pair(EU)),
+                running.sample("cqrs_replication_lag_upper_bound_seconds", pair(EU)),
+            ))
+            await asyncio.sleep(0.02)
+
+    async with serve_exporter(replication_config(make_config)) as running:
+        probe = probe_of(running)
+        await settled(running)
+        await next_sentinel(probe)
+        await sample_bounds(phase)  # the stall's phase against the sentinel schedule
+        paused_at = time.monotonic()
+        await asyncio.to_thread(healthy_testbed.pause, EU)
+        try:
+            await sample_bounds(pause_for - (time.monotonic() - paused_at))
+        finally:
+            resumed_at = time.monotonic()
+            await asyncio.to_thread(healthy_testbed.resume, EU)
+        await sample_bounds(3.0)
+
+    paused_for = resumed_at - paused_at
+    assert all(least is not None and most is not None for _, least, most in bounds), bounds[:5]
+    least_peak = max(least or 0.0 for _, least, _ in bounds)
+    most_peak = max(most or 0.0 for _, _, most in bounds)
+    # Resumed, the node needs a moment before it serves the sentinels: allow one poll and
+    # a read's round trip on top of the pause, and as much below.
+    assert least_peak <= paused_for + POLL + 0.150, (least_peak, paused_for)
+    assert most_peak >= paused_for - 0.05, (most_peak, paused_for)
+    assert all(
+        least <= most for _, least, most in bounds if least is not None and most is not None
+    )
+
+
+@pytest.mark.fault
 async def test_killed_read_datacenter_lag_keeps_rising_counts_losses_and_recovers(
     make_config: Callable[..., dict[str, Any]], healthy_testbed: Any
 ) -> None:

@@ -207,3 +207,33 @@ def test_caught_up_counts_the_readers_that_returned_the_newest_sentinel() -> Non
     assert t.caught_up("eu") == 1
     t.retain("eu", frozenset({"a", "b", "c"}))  # b is back: it starts from nothing
     assert t.caught_up("eu") == 1
+
+
+def test_the_bounds_bracket_a_stall_whatever_its_phase() -> None:
+    """A stall of 2 s starting anywhere in the sentinel second: the least and most the
+    staleness can be contain it at the moment it ends."""
+    for phase in (0.0, 0.25, 0.5, 0.75, 0.99):
+        t = tracker()
+        t.add(1, acked=0.0, readers=ONE)
+        t.observe("eu", None, 1, sent=0.005, received=0.01)
+        start, end = 1.0 + phase, 3.0 + phase
+        for k in range(2, 5):  # acknowledged at 1, 2, 3 (after the stall began, or not)
+            t.add(k, acked=k - 1.0, readers=ONE)
+            if k - 1.0 < start:
+                t.observe("eu", None, k, sent=k - 1.0 + 0.005, received=k - 1.0 + 0.01)
+        least, most = t.bounds("eu", end) or (None, None)
+        assert least is not None and most is not None
+        assert least <= end - start <= most, (phase, least, most)
+        assert most - least <= 1.0 + 1e-9
+        lag = t.lag("eu", end)
+        assert lag is not None and least <= lag <= most
+
+
+def test_with_nothing_unseen_the_bounds_are_the_last_bracket() -> None:
+    t = tracker()
+    assert t.bounds("eu", 0.0) is None
+    t.add(1, acked=0.0, readers=ONE)
+    assert t.bounds("eu", 0.5) == pytest.approx((0.5, None))  # nothing seen yet: no upper
+    t.observe("eu", None, None, sent=0.6, received=0.61)
+    t.observe("eu", None, 1, sent=0.7, received=0.72)
+    assert t.bounds("eu", 0.8) == pytest.approx((0.6, 0.72))

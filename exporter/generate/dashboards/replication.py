@@ -46,11 +46,17 @@ def replication(settings: Settings) -> Dashboard:
         [
             graph(
                 title="Replication lag",
-                description=f"Age of the oldest sentinel written in the write datacenter and "
-                f"not yet readable in each read datacenter, on the exporter's own clock: it "
-                f"keeps growing while nothing arrives. Above {replication_h} (the red line): "
-                f"see the runbook of CqrsReplicationLagHigh.",
-                targets=queries((by_pair(catalogue.REPLICATION_LAG), PAIR)),
+                description=f"How long after acknowledgement in the write datacenter a "
+                f"write becomes readable in each read datacenter, on the exporter's own "
+                f"clock: it keeps growing while nothing arrives. The least and most lines "
+                f"bracket the truth (the oldest unseen sentinel's age, the newest seen one's). "
+                f"Above {replication_h} (the red line): see the runbook of "
+                f"CqrsReplicationLagHigh.",
+                targets=queries(
+                    (by_pair(catalogue.REPLICATION_LAG), PAIR),
+                    (by_pair(catalogue.REPLICATION_LAG_LOWER_BOUND), "least " + PAIR),
+                    (by_pair(catalogue.REPLICATION_LAG_UPPER_BOUND), "most " + PAIR),
+                ),
                 unit=SECONDS,
                 thresholds=threshold_steps(t.replication_lag),
                 size=(24, 9),
