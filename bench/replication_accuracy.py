@@ -344,7 +344,9 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     quiet_logging()
-    result = asyncio.run(main(parse_args()))
-    written = save_results("replication_accuracy", result)
+    arguments = parse_args()
+    result = asyncio.run(main(arguments))
+    suffix = "" if arguments.interval is None else f"_every_{arguments.interval}"
+    written = save_results("replication_accuracy" + suffix, result)
     report(result)
     print(f"\nwrote {written}")

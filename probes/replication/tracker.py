@@ -258,12 +258,13 @@ class SentinelTracker:
         return state.estimate
 
     def bounds(self, dc: str, now: float) -> tuple[float, float | None] | None:
-        """What the datacenter's staleness can be now: (least, most); most is None when no
+        """What the datacenter's staleness can be: (least, most); most is None when no
         sentinel has been seen there yet. None when the lag is unknown.
 
-        While a sentinel is unseen the staleness is at least its age (it is not readable
-        yet) and at most the age of the newest sentinel seen (that one is). With nothing
-        unseen it is the newest seen sentinel's bracket, last miss to first hit.
+        While a sentinel is unseen, the latest read that missed it was sent after it had
+        been acknowledged for some time: the staleness was at least that long (0 before any
+        such read). It is at most the age of the newest sentinel seen, which is readable.
+        With nothing unseen it is the newest seen sentinel's bracket, last miss to first hit.
         """
         if self.lag(dc, now) is None:
             return None
@@ -274,7 +275,13 @@ class SentinelTracker:
             if seen is None:
                 return None
             return seen.earliest, seen.latest
-        least = max(0.0, now - oldest)
+        if state.pending:
+            first = state.pending[0]
+            waiting = [r for r in first.readers if r not in first.first_hit]
+            missed = max((first.last_miss.get(r, first.acked) for r in waiting), default=oldest)
+        else:  # only lost sentinels, no longer read: their age
+            missed = now
+        least = max(0.0, missed - oldest)
         if seen is None:
             return least, None
         return least, max(least, now - seen.acked)

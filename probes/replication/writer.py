@@ -223,8 +223,9 @@ class WriterProbe(Probe):
             "midpoint of."
         )
         least = REPLICATION_LAG_LOWER_BOUND.family(
-            "The least the target datacenter's staleness can be now: the oldest unseen "
-            "sentinel's age, else the newest seen one's last miss."
+            "The least the target datacenter's staleness can be: while a sentinel is "
+            "unseen, how long after its acknowledgement the latest read missed it; else the "
+            "newest seen one's last miss."
         )
         most = REPLICATION_LAG_UPPER_BOUND.family(
             "The most the target datacenter's staleness can be now: the newest seen "

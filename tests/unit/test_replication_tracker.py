@@ -221,10 +221,12 @@ def test_the_bounds_bracket_a_stall_whatever_its_phase() -> None:
             t.add(k, acked=k - 1.0, readers=ONE)
             if k - 1.0 < start:
                 t.observe("eu", None, k, sent=k - 1.0 + 0.005, received=k - 1.0 + 0.01)
+        t.observe("eu", None, None, sent=end - 0.03, received=end - 0.02)  # the last miss
         least, most = t.bounds("eu", end) or (None, None)
         assert least is not None and most is not None
         assert least <= end - start <= most, (phase, least, most)
-        assert most - least <= 1.0 + 1e-9
+        assert least >= end - start - 1.0 - 0.03
+        assert most - least <= 1.0 + 0.03 + 1e-9  # a sentinel interval and the last read
         lag = t.lag("eu", end)
         assert lag is not None and least <= lag <= most
 
@@ -233,7 +235,9 @@ def test_with_nothing_unseen_the_bounds_are_the_last_bracket() -> None:
     t = tracker()
     assert t.bounds("eu", 0.0) is None
     t.add(1, acked=0.0, readers=ONE)
-    assert t.bounds("eu", 0.5) == pytest.approx((0.5, None))  # nothing seen yet: no upper
+    assert t.bounds("eu", 0.5) == pytest.approx((0.0, None))  # no miss yet, nothing seen
+    t.observe("eu", None, None, sent=0.4, received=0.41)
+    assert t.bounds("eu", 0.5) == pytest.approx((0.4, None))  # missed 0.4 s in: that old
     t.observe("eu", None, None, sent=0.6, received=0.61)
     t.observe("eu", None, 1, sent=0.7, received=0.72)
     assert t.bounds("eu", 0.8) == pytest.approx((0.6, 0.72))
