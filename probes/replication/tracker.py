@@ -67,7 +67,7 @@ class Completed:
     sequence: int
     lag: float
     resolution: float
-    acked: float = 0.0
+    acked: float
     """When it was acknowledged (the tracker's clock)."""
 
     @property
@@ -109,12 +109,20 @@ class TargetState:
     """The newest sequence each current reader has returned."""
     lost_unseen_since: float | None = None
     """Acknowledgement time of the oldest lost sentinel no later sentinel has superseded yet."""
-    estimate: float | None = None
-    resolution: float | None = None
     last_seen: Completed | None = None
     """The newest sentinel seen."""
     lost: int = 0
     visibility: BucketCounts = field(default_factory=BucketCounts)
+
+    @property
+    def estimate(self) -> float | None:
+        """The newest seen sentinel's lag."""
+        return None if self.last_seen is None else self.last_seen.lag
+
+    @property
+    def resolution(self) -> float | None:
+        """The width of the newest seen sentinel's bracket."""
+        return None if self.last_seen is None else self.last_seen.resolution
 
     def oldest_unseen(self) -> float | None:
         times = [p.acked for p in self.pending[:1]]
@@ -217,10 +225,8 @@ class SentinelTracker:
         completed = [p.complete() for p in done]
         for c in completed:
             state.visibility.observe(c.lag)
-        newest = max(completed, key=lambda c: c.acked)
-        if state.last_seen is None or newest.acked >= state.last_seen.acked:
-            state.last_seen = newest
-        state.estimate, state.resolution = completed[-1].lag, completed[-1].resolution
+        # A read that returns a sequence sees every older one too: the last done is the newest.
+        state.last_seen = completed[-1]
         return completed
 
     def expire(self, now: float) -> dict[str, int]:

@@ -49,7 +49,8 @@ def replication(settings: Settings) -> Dashboard:
                 description=f"How long after acknowledgement in the write datacenter a "
                 f"write becomes readable in each read datacenter, on the exporter's own "
                 f"clock: it keeps growing while nothing arrives. The least and most lines "
-                f"bracket the truth (the oldest unseen sentinel's age, the newest seen one's). "
+                f"bracket the truth (the oldest unseen sentinel's age at its latest miss, the "
+                f"newest seen one's age). "
                 f"Above {replication_h} (the red line): see the runbook of "
                 f"CqrsReplicationLagHigh.",
                 targets=queries(
