@@ -1,15 +1,15 @@
 """Accuracy of the replication lag against known stalls, beside a skewed clock-comparing heartbeat.
 
-Runs the sentinel probe at its defaults (1 s rounds, 50 ms polls) on the real scheduler, and
-beside it two regional heartbeat readers of eu-west sharing the connection: one whose wall
-clock is right, one whose wall clock runs `--skew` (250 ms) ahead. Each trial pauses the
-eu-west node (SIGSTOP) for a known time, then resumes it (SIGCONT), and takes the peak of
-each signal, sampled every 10 ms, against the pause's length:
+Runs the sentinel probe at its defaults (a sentinel every 100 ms, 50 ms polls) on the real
+scheduler, and beside it two regional heartbeat readers of eu-west sharing the connection:
+one whose wall clock is right, one whose wall clock runs `--skew` (250 ms) ahead. Each trial
+pauses the eu-west node (SIGSTOP) for a known time, then resumes it (SIGCONT), and takes
+the peak of each signal, sampled every 10 ms, against the pause's length:
 
 - aligned: a sentinel is written just as the pause begins (the test suite does the same),
   so its true lag is the pause's length: this measures the estimator;
-- random phase: the pause begins at a random point of the 1 s round, as a real stall would:
-  this adds the sampling error of writing one sentinel a second.
+- random phase: the pause begins at a random point of the sentinel interval, as a real
+  stall would: this adds the sampling error of writing a sentinel only every interval.
 
 In healthy stretches it also compares, per sentinel, the one-clock visibility estimate with
 the clock-comparing one (the reader's wall clock at first sight minus `written_at`).
@@ -337,7 +337,7 @@ def parse_args() -> argparse.Namespace:
         default=[True, False], help="aligned,random (default both)",
     )
     parser.add_argument("--skew", type=float, default=0.25)
-    parser.add_argument("--interval", help="the sentinel cadence, e.g. 100ms (default: 1s)")
+    parser.add_argument("--interval", help="the sentinel cadence, e.g. 1s (default: 100ms)")
     parser.add_argument("--healthy-seconds", type=float, default=60.0)
     return parser.parse_args()
 

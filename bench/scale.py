@@ -11,7 +11,7 @@ requests per datacenter (`cqrs_budget_requests_total`: the most in any one secon
 ten, against the budget) and the read models' schedule stretch.
 
 Run (under the testbed lock; it starts its own testbed unless one runs in CQRS_TESTBED_DIR):
-    flock /work/wt/testbed.lock .venv/bin/python -m bench.scale --warmup 60 --measure 120
+    CQRS_TESTBED_DIR=... .venv/bin/python -m bench.scale --warmup 60 --measure 120
 Writes bench/results/scale.json.
 """
 
@@ -20,92 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
-
 from bench.common import save_results, testbed
 from bench.quiet import load, wait_for_quiet
-from testbed import TestbedCluster
-from testbed.processes import stop_child
+from bench.served import Served, base_config, by_dc
 from tests.scale_support import create_tables, scale_config
-from tests.support import free_port, serve_command
 
 BUDGET = 50.0
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def base_config(cluster: TestbedCluster) -> dict[str, Any]:
-    return {
-        "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
-        "datacenters": {"write": cluster.write_datacenter, "read": list(cluster.read_datacenters)},
-        "monitoring": {"create_schema": True, "replication_factor": 1},
-        "server": {"log_level": "INFO"},
-    }
-
-
-class Served:
-    """One `cqrs-exporter serve` process and what its scrapes and /proc say."""
-
-    def __init__(self, name: str, config: dict[str, Any], directory: Path) -> None:
-        self.name = name
-        path = directory / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        self.address = f"127.0.0.1:{free_port()}"
-        self.log = (directory / f"{name}.log").open("wb")
-        self.process = subprocess.Popen(
-            serve_command(path, self.address), stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.log_path = directory / f"{name}.log"
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def scrape(self) -> tuple[float, int, dict[str, list[tuple[dict[str, str], float]]]]:
-        started = time.perf_counter()
-        with urllib.request.urlopen(f"http://{self.address}/metrics", timeout=10) as response:
-            body = response.read()
-        took = time.perf_counter() - started
-        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-        for family in text_string_to_metric_families(body.decode()):
-            for sample in family.samples:
-                samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-        return took, len(body), samples
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/health/ready", timeout=5) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        stop_child(self.process)
-        self.log.close()
-
-
-def by_dc(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for labels, value in samples.get(name, []):
-        dc = labels.get("cassandra_datacenter", "")
-        out[dc] = out.get(dc, 0.0) + value
-    return out
 
 
 def drift_buckets(samples: dict[str, list[tuple[dict[str, str], float]]]) -> dict[float, float]:

@@ -34,10 +34,11 @@ class BacklogConfig(ProbeSchedule):
 
 
 class ReplicationConfig(ProbeSchedule):
-    interval: Duration = 1.0
+    interval: Duration = 0.1
     """How often a sentinel (writer mode) is written; the heartbeat interval a regional exporter
-    expects, so set it the same on both."""
-    timeout: Duration = 0.9
+    expects, so set it the same on both. It bounds how far a stall's start can precede the
+    first sentinel that misses it, so it is the error of the lag at a random moment."""
+    timeout: Duration = 0.09
     mode: ReplicationMode = ReplicationMode.WRITER
     poll_interval: Duration = 0.050
     """How often an unseen sentinel (or an overdue heartbeat) is looked for."""

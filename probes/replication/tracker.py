@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ from prometheus_client.utils import floatToGoString
 
 _le_label: Callable[[float], str] = floatToGoString
 """A bucket bound as client histograms write it in `le` (the library's function is untyped)."""
+
+RECENT = 256
+"""Visibilities kept per datacenter for readers that take them a batch at a time."""
 
 ReaderKey = Hashable
 """Who reads: the datacenter as a whole (None) or one replica of it (its address)."""
@@ -113,6 +117,8 @@ class TargetState:
     """The newest sentinel seen."""
     lost: int = 0
     visibility: BucketCounts = field(default_factory=BucketCounts)
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+    """The newest seen sentinels' visibilities, oldest first, for windows kept elsewhere."""
 
     @property
     def estimate(self) -> float | None:
@@ -225,6 +231,7 @@ class SentinelTracker:
         completed = [p.complete() for p in done]
         for c in completed:
             state.visibility.observe(c.lag)
+            state.recent.append(c.lag)
         # A read that returns a sequence sees every older one too: the last done is the newest.
         state.last_seen = completed[-1]
         return completed

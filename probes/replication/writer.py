@@ -276,10 +276,10 @@ class WriterProbe(Probe):
         for dc in self.targets:
             yield Observation(Check.REPLICATION_LAG, dc, self.tracker.lag(dc, now))
 
-    def visibility_progress(self) -> dict[str, tuple[int, float, float | None]]:
-        """Per read datacenter: sentinels seen so far, the sum of their visibilities and the
-        last one's, for distributions kept outside the probe (read-your-writes guidance)."""
+    def visibility_progress(self) -> dict[str, tuple[int, tuple[float, ...]]]:
+        """Per read datacenter: sentinels seen so far and the newest ones' visibilities
+        (oldest first), for distributions kept outside the probe (read-your-writes guidance)."""
         return {
-            dc: (state.visibility.count, state.visibility.sum, state.estimate)
+            dc: (state.visibility.count, tuple(state.recent))
             for dc, state in self.tracker.targets.items()
         }

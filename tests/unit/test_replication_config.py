@@ -27,7 +27,7 @@ def config(overrides: dict[str, Any] | None = None) -> Any:
 
 def test_defaults_follow_the_issue() -> None:
     replication = config().probes.replication
-    assert replication.interval == 1.0
+    assert replication.interval == 0.1
     assert replication.timeout < replication.interval
     assert replication.poll_interval == 0.05
     assert replication.mode is ReplicationMode.WRITER
@@ -41,12 +41,12 @@ def test_defaults_follow_the_issue() -> None:
     ("replication", "datacenters", "expected"),
     [
         (
-            {"timeout": "1s"},
+            {"interval": "1s", "timeout": "1s"},
             {},
             "probes.replication: timeout (1s) must be shorter than interval (1s)",
         ),
         (
-            {"poll_interval": "1s"},
+            {"interval": "1s", "poll_interval": "1s"},
             {},
             "probes.replication: poll_interval (1s) must be shorter than interval (1s)",
         ),

@@ -25,7 +25,14 @@ CONFIG = parse_config(
     {
         "cluster": {"contact_points": ["127.0.0.1"]},
         "datacenters": {"write": "us-east", "read": ["eu-west"], "local": "eu-west"},
-        "probes": {"replication": {"mode": "regional", "sentinel_timeout": "10s"}},
+        "probes": {
+            "replication": {
+                "mode": "regional",
+                "interval": "1s",
+                "timeout": "900ms",
+                "sentinel_timeout": "10s",
+            }
+        },
     }
 )
 

@@ -3,6 +3,7 @@ generated SLO rules' windows and the OpenSLO document."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,21 +92,40 @@ def test_nearest_rank() -> None:
     assert nearest_rank([0.3], 0.999) == 0.3
 
 
-def test_the_window_takes_each_sentinel_and_splits_a_batch_by_its_sum() -> None:
+def test_the_window_takes_each_sentinel_of_a_batch_at_its_own_value() -> None:
     window = VisibilityWindow(10.0)
-    window.update((5, 1.0, 0.2), now=0.0)  # the baseline: nothing before it is known
+    window.update((5, (0.1, 0.2)), now=0.0)  # the baseline: nothing before it is known
     assert window.count(0.0) == 0
-    window.update((6, 1.3, 0.3), now=1.0)
-    window.update((6, 1.3, 0.3), now=2.0)  # nothing new
-    window.update((9, 2.5, 0.2), now=3.0)  # three at once: 0.2 last, 0.5 each before it
+    window.update((6, (0.1, 0.2, 0.3)), now=1.0)
+    window.update((6, (0.1, 0.2, 0.3)), now=2.0)  # nothing new
+    window.update((9, (0.3, 0.9, 0.4, 0.2)), now=3.0)  # three at once
     assert window.count(3.0) == 4
     assert window.quantile(0.5, 3.0) == pytest.approx(0.3)
-    assert window.quantile(0.75, 3.0) == pytest.approx(0.5)
-    assert window.maximum(3.0) == pytest.approx(0.5)
+    assert window.quantile(0.75, 3.0) == pytest.approx(0.4)
+    assert window.maximum(3.0) == pytest.approx(0.9)
     assert window.quantile(0.25, 3.0) == pytest.approx(0.2)
     assert window.count(11.5) == 3  # the sample taken at 1.0 is out of the window
     assert window.count(13.5) == 0
     assert window.quantile(0.99, 13.5) is None
+
+
+def test_an_hour_of_sentinels_every_100_ms_keeps_every_visibility_exactly() -> None:
+    """Ten sentinels a second read four times a second: every quantile is a sample's own
+    value, and the window forgets what is older than it a slice at a time."""
+    rng = random.Random(7)
+    window = VisibilityWindow(3600.0)
+    visibilities: list[float] = []
+    window.update((0, ()), now=0.0)
+    now = 0.0
+    while now < 3564.0:  # the first slice (0 to 36 s) is still in the window
+        now += 0.25
+        visibilities += [rng.lognormvariate(-4.0, 0.8) for _ in range(rng.choice((2, 3)))]
+        window.update((len(visibilities), tuple(visibilities[-256:])), now=now)
+    assert window.count(now) == len(visibilities) > 20_000
+    ordered = sorted(visibilities)
+    for q in (0.5, 0.99, 0.999, 1.0):
+        assert window.quantile(q, now) == nearest_rank(ordered, q)
+    assert window.count(now + 1800.0) < len(visibilities) * 0.52
 
 
 class FakeWriter:
@@ -120,8 +140,7 @@ class FakeWriter:
 
     def visibility_progress(self) -> Mapping[str, Progress]:
         return {
-            dc: (len(seen), sum(seen), seen[-1] if seen else None)
-            for dc, seen in self.progress.items()
+            dc: (len(seen), tuple(seen[-256:])) for dc, seen in self.progress.items()
         }
 
 
@@ -170,8 +189,8 @@ def test_the_freshness_report_gives_the_wait_at_each_confidence_and_the_advice()
 
 def test_too_few_samples_give_no_wait_and_send_reads_to_the_write_datacenter() -> None:
     freshness = Freshness(60.0, [0.99], threshold=1.0, min_samples=30)
-    freshness.update({"eu-west": (0, 0.0, None)}, 0.0)
-    freshness.update({"eu-west": (1, 0.1, 0.1)}, 1.0)
+    freshness.update({"eu-west": (0, ())}, 0.0)
+    freshness.update({"eu-west": (1, (0.1,))}, 1.0)
     advice = freshness.advice("eu-west", 0.05, 1.0)
     assert advice.samples == 1 and advice.waits == {"0.99": None}
     assert advice.advice == STALE_ADVICE
