@@ -2,7 +2,7 @@
 
 For each delay (Toxiproxy latency on replication into eu-west, its clients untouched) it
 takes the estimated lag of the next `--readings` sentinels seen in eu-west (the writer probe
-at its defaults: a sentinel every 100 ms, 50 ms polls) and, as the reference measured in the
+at its defaults: a sentinel a second, 50 ms polls) and, as the reference measured in the
 same run, how much longer a write at consistency ALL takes than without the delay (the mutation
 reaches eu-west that much later; the acknowledgement comes back undelayed). It reports the
 median and p95 error of the readings against the injected delay, and the ratio of the

@@ -1,8 +1,9 @@
-"""The replication lag as a user sees it: on /health, on /metrics and on /freshness, at defaults.
+"""The replication lag as a user sees it: on /health, on /metrics and on /freshness.
 
-One real `cqrs-exporter serve` process at its defaults (every probe: reachability, sentinels
-every 100 ms, latency streams, backlog) runs on the testbed with no workload, and the bench
-measures it from outside, in phases:
+One real `cqrs-exporter serve` process (every probe at its defaults: reachability, latency
+streams, backlog; but a sentinel every `--interval`, 100 ms, and health evaluations every
+`--evaluation-interval`, 250 ms) runs on the testbed with no workload, and the bench measures
+it from outside, in phases:
 
 - quiet: `--quiet-minutes` of a healthy testbed, /health read every 250 ms and /metrics
   every second. Any component DEGRADED or DOWN is a false breach; it also gives each
@@ -44,8 +45,6 @@ from testbed import TestbedCluster
 
 TARGET = "eu-west"
 BUDGET = 50.0
-SENTINEL_INTERVAL = 0.1
-"""The default sentinel cadence: stalls start uniformly over it."""
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -195,7 +194,7 @@ def delay_phase(
 
 
 def stall_phase(
-    served: Served, cluster: TestbedCluster, trials: int, stall: float
+    served: Served, cluster: TestbedCluster, trials: int, stall: float, interval: float
 ) -> dict[str, Any]:
     rng = random.Random()
     detected: list[float] = []
@@ -204,7 +203,7 @@ def stall_phase(
     for trial in range(trials):
         loads.append(wait_for_quiet())
         wait_replication_up(served, TARGET)
-        time.sleep(rng.uniform(1.0, 1.0 + SENTINEL_INTERVAL))
+        time.sleep(rng.uniform(1.0, 1.0 + interval))  # a random moment of the interval
         started = time.monotonic()
         cluster.pause(TARGET)
         try:
@@ -256,12 +255,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config = base_config(cluster)
         config["monitoring"]["writer_id"] = "bench-replication-health"
         config["slo"] = {"freshness": {"window": f"{args.freshness_window:g}s"}}
-        if args.interval is not None:  # another sentinel cadence, for comparison
-            seconds = parse_duration(args.interval)
-            config["probes"] = {
-                "replication": {"interval": args.interval, "timeout": f"{0.9 * seconds:g}s"}
-            }
-        figures["sentinel_interval_s"] = parse_duration(args.interval or "100ms")
+        seconds = parse_duration(args.interval)
+        config["probes"] = {
+            "replication": {"interval": args.interval, "timeout": f"{0.9 * seconds:g}s"}
+        }
+        config["health"] = {"evaluation_interval": args.evaluation_interval}
+        figures["sentinel_interval_s"] = seconds
+        figures["evaluation_interval_s"] = parse_duration(args.evaluation_interval)
         served = Served("exporter", config, Path(directory))
         try:
             served.wait_ready()
@@ -276,7 +276,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     served, cluster, args.delay_ms, args.delay_seconds, args.freshness_window
                 )
             if args.trials > 0:
-                figures["stalls"] = stall_phase(served, cluster, args.trials, args.stall)
+                figures["stalls"] = stall_phase(
+                    served, cluster, args.trials, args.stall, parse_duration(args.interval)
+                )
         finally:
             cluster.heal(TARGET)
             served.stop()
@@ -292,7 +294,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--stall", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=20.0)
-    parser.add_argument("--interval", help="the sentinel cadence (default: 100ms, the default)")
+    parser.add_argument("--interval", default="100ms", help="the sentinel cadence")
+    parser.add_argument("--evaluation-interval", default="250ms", help="health evaluations")
     parser.add_argument("--output", default="replication_health")
     args = parser.parse_args()
     figures = run(args)

@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.common import ensure_schema_retrying, quiet_logging, save_results
 from exporter.config import Config, parse_config
+from exporter.config.base import parse_duration
 from exporter.connection import CassandraConnection
 from exporter.scheduler import ProbeRunner
 from probes.base import Probe, ProbeContext
@@ -61,16 +62,20 @@ class CountingConnection(CassandraConnection):
         return await super().execute(query, parameters, **kwargs)
 
 
-def configs(cluster: TestbedCluster) -> tuple[Config, Config]:
+def configs(cluster: TestbedCluster, interval: str | None = None) -> tuple[Config, Config]:
+    cadence: dict[str, Any] = {}
+    if interval is not None:  # another sentinel cadence (and the heartbeat readers expect it)
+        cadence = {"interval": interval, "timeout": f"{0.9 * parse_duration(interval):g}s"}
     base: dict[str, Any] = {
         "cluster": {"contact_points": list(cluster.contact_points), "connect_timeout": "10s"},
         "datacenters": {"write": cluster.write_datacenter, "read": list(cluster.read_datacenters)},
         "monitoring": {"create_schema": True, "replication_factor": 1, "writer_id": "load"},
+        "probes": {"replication": cadence},
     }
     regional = {
         **base,
         "datacenters": {**base["datacenters"], "local": "eu-west"},
-        "probes": {"replication": {"mode": "regional"}},
+        "probes": {"replication": {**cadence, "mode": "regional"}},
     }
     return parse_config(base), parse_config(regional)
 
@@ -139,7 +144,7 @@ async def phase(
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     cluster = TestbedCluster.load()
-    writer_config, regional_config = configs(cluster)
+    writer_config, regional_config = configs(cluster, args.interval)
     dcs = writer_config.datacenters.all
     connection = CountingConnection(writer_config)
     await connection.connect()
@@ -198,11 +203,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--pause-seconds", type=float, default=10.0)
+    parser.add_argument("--interval", help="the sentinel cadence, e.g. 100ms (default: 1s)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     quiet_logging()
-    result = asyncio.run(main(parse_args()))
-    written = save_results("replication_load", result)
+    arguments = parse_args()
+    result = asyncio.run(main(arguments))
+    suffix = "" if arguments.interval is None else f"_every_{arguments.interval}"
+    written = save_results("replication_load" + suffix, result)
     print(f"\nwrote {written}")

@@ -135,6 +135,8 @@ class RequestBudget:
         self.buckets: dict[str, Bucket] = {}
         self.asked: dict[tuple[str, str], int] = {}
         """(probe name, datacenter) → requests asked, read models only."""
+        self._turns: dict[tuple[str, str], asyncio.Lock] = {}
+        """(probe name, datacenter) → the lock its requests take turns on to queue."""
         for dc in datacenters:
             self.bucket(dc)
 
@@ -157,8 +159,26 @@ class RequestBudget:
         return self.bucket(datacenter).try_take(requester.read_model)
 
     async def take(self, datacenter: str) -> None:
-        """Wait for a token (after `try_take` found none)."""
-        await self.bucket(datacenter).take(_REQUESTER.get().read_model)
+        """Wait for a token (after `try_take` found none).
+
+        A read model queues one request at a time: the others of its own wait for their
+        turn first, so a read model that sends many at once (an audit, 32 in flight) never
+        has them all queued ahead of another's one or two (a checkpoint, which would time
+        out behind them). The queue thus serves the waiting read models in turn.
+        """
+        requester = _REQUESTER.get()
+        bucket = self.bucket(datacenter)
+        if not requester.read_model:
+            await bucket.take(False)
+            return
+        key = (requester.name, datacenter)
+        turn = self._turns.get(key)
+        if turn is None:
+            turn = self._turns[key] = asyncio.Lock()
+        started = self._monotonic()
+        async with turn:
+            bucket.wait_seconds[READ_MODELS] += self._monotonic() - started
+            await bucket.take(True)
 
 
 def reserved_estimate(config: Config) -> dict[str, float]:

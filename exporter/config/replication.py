@@ -34,11 +34,12 @@ class BacklogConfig(ProbeSchedule):
 
 
 class ReplicationConfig(ProbeSchedule):
-    interval: Duration = 0.1
+    interval: Duration = 1.0
     """How often a sentinel (writer mode) is written; the heartbeat interval a regional exporter
     expects, so set it the same on both. It bounds how far a stall's start can precede the
-    first sentinel that misses it, so it is the error of the lag at a random moment."""
-    timeout: Duration = 0.09
+    first sentinel that misses it, so it is the error of the lag at a random moment (100ms
+    reads a stall to within 60 ms at p90; see docs/replication.md for its cost)."""
+    timeout: Duration = 0.9
     mode: ReplicationMode = ReplicationMode.WRITER
     poll_interval: Duration = 0.050
     """How often an unseen sentinel (or an overdue heartbeat) is looked for."""

@@ -206,3 +206,37 @@ def test_an_exporter_with_200_read_models_stays_under_max_series(
     kept = {s.labels["read_model"] for s in capped["cqrs_read_model"].samples}
     assert len(kept) == 200 - dropped and "rm_000_checkpoint" in kept
     assert "dropping the series of" in caplog.records[0].getMessage()
+
+
+async def test_a_read_model_sending_many_at_once_does_not_queue_them_ahead_of_another() -> None:
+    """An audit with 32 lookups in flight beside a checkpoint asking one at a time: the
+    checkpoint's request waits behind at most one of the audit's, not all 32."""
+    budget = RequestBudget(BudgetConfig(requests_per_second_per_datacenter=20), ("dc1",))
+    waits: list[float] = []
+    until = time.monotonic() + 3.0
+
+    async def ask() -> None:
+        if not budget.try_take("dc1"):
+            await budget.take("dc1")
+
+    async def audit() -> None:
+        with requesting("read_model:audit", read_model=True):
+
+            async def lookups() -> None:
+                while time.monotonic() < until:
+                    await ask()
+
+            await asyncio.gather(*(lookups() for _ in range(32)))
+
+    async def checkpoint() -> None:
+        with requesting("read_model:checkpoint", read_model=True):
+            await asyncio.sleep(0.5)  # the audit's lookups are queued by now
+            while time.monotonic() < until - 0.5:
+                started = time.monotonic()
+                await ask()
+                waits.append(time.monotonic() - started)
+                await asyncio.sleep(0.2)
+
+    await asyncio.gather(audit(), checkpoint())
+    # At 18 tokens a second shared by two in turn, a request waits about 2 / 18 s.
+    assert len(waits) >= 5 and max(waits) < 0.3, waits

@@ -27,7 +27,7 @@ def config(overrides: dict[str, Any] | None = None) -> Any:
 
 def test_defaults_follow_the_issue() -> None:
     replication = config().probes.replication
-    assert replication.interval == 0.1
+    assert replication.interval == 1.0
     assert replication.timeout < replication.interval
     assert replication.poll_interval == 0.05
     assert replication.mode is ReplicationMode.WRITER

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
+from collections.abc import Callable
+
 import pytest
 
+from exporter.quantiles import bucket_quantile
+from exporter.slo.freshness import VisibilityWindow
 from probes.replication.tracker import VISIBILITY_BUCKETS, BucketCounts, SentinelTracker
 
 ONE = {"eu": frozenset({None})}
@@ -159,10 +166,44 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert counts.sum == pytest.approx(3.65) and counts.count == 5
 
 
-def test_default_buckets_are_dense_around_one_second() -> None:
-    around = [b for b in VISIBILITY_BUCKETS if 0.5 <= b <= 1.5]
-    assert len(around) >= 8
-    assert list(VISIBILITY_BUCKETS) == sorted(VISIBILITY_BUCKETS)
+def test_default_buckets_grow_by_a_tenth_from_half_a_millisecond_to_ten_seconds() -> None:
+    assert list(VISIBILITY_BUCKETS) == sorted(set(VISIBILITY_BUCKETS))
+    assert VISIBILITY_BUCKETS[0] < 0.001 and 1.0 in VISIBILITY_BUCKETS
+    up_to_ten = [b for b in VISIBILITY_BUCKETS if b < 11.0]
+    assert up_to_ten[-1] > 10.0
+    for low, high in itertools.pairwise(up_to_ten):
+        assert high / low <= 1.102, (low, high)  # 1.1, rounded to four digits
+
+
+@pytest.mark.parametrize(
+    ("where", "draw"),
+    [
+        ("the same host", lambda r: r.lognormvariate(math.log(0.0008), 0.3)),
+        ("the same region", lambda r: r.lognormvariate(math.log(0.012), 0.5)),
+        ("across regions", lambda r: 0.070 + r.expovariate(1 / 0.015)),
+        ("a 300 ms delay", lambda r: r.gauss(0.300, 0.015)),
+        ("stalls now and then", lambda r: r.uniform(1.0, 8.0) if r.random() < 0.02 else 0.02),
+    ],
+)
+def test_histogram_quantile_over_the_buckets_is_within_10_percent_of_the_window(
+    where: str, draw: Callable[[random.Random], float]
+) -> None:
+    """What a dashboard's histogram_quantile shows against /freshness's exact quantile."""
+    rng = random.Random(where)
+    values = [max(0.0, draw(rng)) for _ in range(20_000)]
+    counts = BucketCounts()
+    window = VisibilityWindow(3600.0)
+    window.update((0, ()), now=0.0)
+    for value in values:
+        counts.observe(value)
+    for start in range(0, len(values), 200):
+        window.update((start + 200, tuple(values[start : start + 200])), now=1.0)
+    buckets = [(float(le), count) for le, count in counts.cumulative()]
+    for q in (0.5, 0.9, 0.99, 0.999):
+        exact = window.quantile(q, now=1.0)
+        assert exact is not None
+        shown = bucket_quantile(q, buckets)
+        assert abs(shown - exact) <= 0.10 * exact, (where, q, shown, exact)
 
 
 def test_a_reader_that_goes_away_is_no_longer_waited_for() -> None:
