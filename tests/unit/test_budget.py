@@ -23,6 +23,8 @@ def most_in_a_second(times: list[float]) -> int:
     return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
 
+# It times the event loop: a busy machine can hold the loop back past the 50 ms it allows.
+@pytest.mark.flaky(reruns=2, reruns_delay=2)
 async def test_no_second_holds_more_than_the_budget_and_the_reserved_share_keeps_its_pace(
 ) -> None:
     budget = RequestBudget(BudgetConfig(requests_per_second_per_datacenter=50), ("dc1",))
