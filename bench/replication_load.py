@@ -10,7 +10,7 @@ coordinator/local read and write counts, read from each node before and after). 
 
 Run (with a testbed up: `python -m testbed up`, same CQRS_TESTBED_NET / CQRS_TESTBED_DIR):
     .venv/bin/python -m bench.replication_load --seconds 60
-Writes bench/results/replication_load.json.
+Writes bench/results/replication_load.json; with `--interval 1s`, replication_load_every_1s.json.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--pause-seconds", type=float, default=10.0)
-    parser.add_argument("--interval", help="the sentinel cadence, e.g. 100ms (default: 1s)")
+    parser.add_argument("--interval", help="the sentinel cadence, e.g. 1s (default: 100ms)")
     return parser.parse_args()
 
 

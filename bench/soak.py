@@ -38,7 +38,8 @@ import yaml
 
 from bench.common import quiet_logging, save_results, testbed
 from bench.quiet import load, open_fds, rss_bytes, threads, wait_for_quiet
-from testbed.demo import _start_workload, _stop
+from testbed.demo import _start_workload
+from testbed.processes import stop_child
 from testbed.workload.read_models import (
     audit_orders_by_customer,
     audit_orders_by_date,
@@ -189,7 +190,7 @@ def soak(cluster: Any, minutes: float, every: float, warm: float) -> dict[str, A
                     exporter.kill()
                     exporter.wait()
     finally:
-        _stop(workload)
+        stop_child(workload)
     first, last = samples[0], samples[-1]
     return {
         "minutes": minutes,

@@ -11,6 +11,10 @@ only while the bucket keeps a reserve above it for the others, and queue behind 
 otherwise. So the reserved probes keep their pace and the read models get what is left;
 `exporter.stretch` spaces the read models' runs so that what they ask fits.
 
+A request may say by when it must be admitted (a read model's run has a deadline): a token
+that would come later is not waited for, and `OverBudget` tells the run to end with what it
+has; `cqrs_budget_gave_up_total` counts those requests.
+
 Who is asking is a context variable the runner sets around each probe's run and start
 (tasks begun there inherit it): a request outside any probe (the schema check) is reserved.
 """
@@ -30,6 +34,14 @@ from exporter.config.replication import ReplicationMode
 RESERVED = "reserved"
 READ_MODELS = "read_models"
 SHARES = (RESERVED, READ_MODELS)
+
+
+class OverBudget(Exception):
+    """No token for this request before the deadline it was given: it was not sent."""
+
+    def __init__(self, datacenter: str) -> None:
+        super().__init__(f"no request budget left in {datacenter} before the run's deadline")
+        self.datacenter = datacenter
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,7 @@ def requesting(name: str, *, read_model: bool) -> Iterator[None]:
 class Bucket:
     """One datacenter's tokens, and what was taken from them."""
 
+    datacenter: str
     budget: float
     """Requests per second, all shares together."""
     capacity: float
@@ -70,6 +83,8 @@ class Bucket:
     updated: float = 0.0
     requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SHARES, 0))
     wait_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SHARES, 0.0))
+    gave_up: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SHARES, 0))
+    """Requests not sent: no token before their deadline."""
     waiting: int = 0
     """Read-model requests queued for a token."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -97,27 +112,40 @@ class Bucket:
         self.requests[READ_MODELS if read_model else RESERVED] += 1
         return True
 
-    async def take(self, read_model: bool) -> None:
-        """Wait for a token; the read models queue one behind the other."""
+    async def take(self, read_model: bool, within: float | None = None) -> None:
+        """Wait for a token; the read models queue one behind the other. With `within`
+        (seconds), a token that would come later is not waited for: `OverBudget`."""
         share = READ_MODELS if read_model else RESERVED
         started = self.monotonic()
+        by = None if within is None else started + within
         try:
             if read_model:
                 self.waiting += 1
                 try:
-                    async with self.lock:
-                        await self._wait_for(self.floor(True))
+                    async with asyncio.timeout(within):
+                        await self.lock.acquire()
+                    try:
+                        await self._wait_for(self.floor(True), by)
+                    finally:
+                        self.lock.release()
+                except TimeoutError:
+                    raise OverBudget(self.datacenter) from None
                 finally:
                     self.waiting -= 1
             else:
-                await self._wait_for(1.0)
+                await self._wait_for(1.0, by)
             self.tokens -= 1.0
             self.requests[share] += 1
+        except OverBudget:
+            self.gave_up[share] += 1
+            raise
         finally:
             self.wait_seconds[share] += self.monotonic() - started
 
-    async def _wait_for(self, floor: float) -> None:
+    async def _wait_for(self, floor: float, by: float | None) -> None:
         while (missing := floor - self._refilled()) > 0:
+            if by is not None and self.updated + missing / self.refill > by:
+                raise OverBudget(self.datacenter)
             await asyncio.sleep(missing / self.refill)
 
 
@@ -146,7 +174,8 @@ class RequestBudget:
             budget = self.config.requests_per_second_per_datacenter
             capacity = max(1.0, budget * self.config.burst)
             refill = max(budget - capacity, budget / 2)
-            bucket = Bucket(budget, capacity, refill, (capacity - 1.0) / 2, self._monotonic)
+            reserve = (capacity - 1.0) / 2
+            bucket = Bucket(datacenter, budget, capacity, refill, reserve, self._monotonic)
             self.buckets[datacenter] = bucket
         return bucket
 
@@ -158,8 +187,9 @@ class RequestBudget:
             self.asked[key] = self.asked.get(key, 0) + 1
         return self.bucket(datacenter).try_take(requester.read_model)
 
-    async def take(self, datacenter: str) -> None:
-        """Wait for a token (after `try_take` found none).
+    async def take(self, datacenter: str, within: float | None = None) -> None:
+        """Wait for a token (after `try_take` found none); with `within` (seconds), at most
+        that long: a token that would come later raises `OverBudget` and is not taken.
 
         A read model queues one request at a time: the others of its own wait for their
         turn first, so a read model that sends many at once (an audit, 32 in flight) never
@@ -169,16 +199,25 @@ class RequestBudget:
         requester = _REQUESTER.get()
         bucket = self.bucket(datacenter)
         if not requester.read_model:
-            await bucket.take(False)
+            await bucket.take(False, within)
             return
         key = (requester.name, datacenter)
         turn = self._turns.get(key)
         if turn is None:
             turn = self._turns[key] = asyncio.Lock()
         started = self._monotonic()
-        async with turn:
-            bucket.wait_seconds[READ_MODELS] += self._monotonic() - started
-            await bucket.take(True)
+        try:
+            async with asyncio.timeout(within):
+                await turn.acquire()
+        except TimeoutError:
+            bucket.gave_up[READ_MODELS] += 1
+            raise OverBudget(datacenter) from None
+        try:
+            waited = self._monotonic() - started
+            bucket.wait_seconds[READ_MODELS] += waited
+            await bucket.take(True, None if within is None else max(0.0, within - waited))
+        finally:
+            turn.release()
 
 
 def reserved_estimate(config: Config) -> dict[str, float]:

@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -330,15 +331,17 @@ class CassandraConnection:
         consistency: Consistency | None = None,
         timeout: float | None = None,
         host: Host | None = None,
+        admit_within: float | None = None,
     ) -> list[Any]:
         """Run one request through a datacenter's profile and return its rows.
 
         `write` picks the command consistency, otherwise the query consistency applies;
-        `host` pins the coordinator. Only the first page is returned.
+        `host` pins the coordinator. Only the first page is returned. With `admit_within`
+        (seconds), a request the budget would hold longer is not sent: `OverBudget`.
         """
         if timeout is None:
             timeout = self._config.cluster.request_timeout
-        await self._admit(datacenter)
+        await self._admit(datacenter, admit_within)
         future = self._send(query, parameters, datacenter, write, consistency, timeout, host)
         try:
             # A margin over the driver's own timeout, so the driver reports first.
@@ -360,22 +363,28 @@ class CassandraConnection:
         write: bool = False,
     ) -> float:
         """Send one request only to time it: when it was answered (`time.monotonic` on the
-        driver's IO thread); its rows are dropped. The answer waits for the loop's next
-        `drain_answers` instead of waking it (`exporter.bridge.quiet_bridge`)."""
-        await self._admit(datacenter)
+        driver's IO thread), less the time it waited for the request budget, which is the
+        exporter's own pacing and not the cluster's latency; its rows are dropped. The answer
+        waits for the loop's next `drain_answers` instead of waking it
+        (`exporter.bridge.quiet_bridge`)."""
+        waited = await self._admit(datacenter)
         future = self._send(query, parameters, datacenter, write, consistency, timeout, None, True)
         try:
-            return await quiet_bridge(future, timeout + 1.0, self._answers)
+            return await quiet_bridge(future, timeout + 1.0, self._answers) - waited
         except NoHostAvailable as exc:
             explained = self._explained(exc, self.hosts(datacenter))
             if explained is None:
                 raise
             raise explained from exc
 
-    async def _admit(self, datacenter: str) -> None:
-        """Wait for the datacenter's request budget to allow one more request."""
-        if not self.budget.try_take(datacenter):
-            await self.budget.take(datacenter)
+    async def _admit(self, datacenter: str, within: float | None = None) -> float:
+        """Wait for the datacenter's request budget to allow one more request (at most
+        `within` seconds, else `OverBudget`); return how long that took."""
+        if self.budget.try_take(datacenter):
+            return 0.0
+        started = time.monotonic()
+        await self.budget.take(datacenter, within)
+        return time.monotonic() - started
 
     def drain_answers(self) -> None:
         """Settle, on the loop, the timed requests answered since the last drain."""

@@ -182,6 +182,7 @@ EXPORTER_READ_MODELS_DROPPED = _gauge("cqrs_exporter_read_models_dropped")
 BUDGET_REQUESTS_PER_SECOND = _gauge("cqrs_budget_requests_per_second", DC)
 BUDGET_REQUESTS = _counter("cqrs_budget_requests", DC, "share")
 BUDGET_WAIT = _counter("cqrs_budget_wait_seconds", DC, "share")
+BUDGET_GAVE_UP = _counter("cqrs_budget_gave_up", DC, "share")
 BUDGET_SCHEDULE_STRETCH = _gauge("cqrs_budget_schedule_stretch_factor", DC)
 
 # --- reachability ---------------------------------------------------------------------------

@@ -125,6 +125,10 @@ class BudgetCollector(Collector):
         wait = catalogue.BUDGET_WAIT.family(
             "Time requests waited for the budget before they were sent, by share."
         )
+        gave_up = catalogue.BUDGET_GAVE_UP.family(
+            "Requests not sent because no budget token would come before their run's "
+            "deadline (the run ended with what it had), by share."
+        )
         stretch = catalogue.BUDGET_SCHEDULE_STRETCH.family(
             "How far the read models' schedules in the datacenter are stretched to fit the "
             "budget: 1 at their intervals, 2 at twice as long."
@@ -135,9 +139,10 @@ class BudgetCollector(Collector):
             for share in SHARES:
                 requests.add_metric([dc, share], bucket.requests[share])
                 wait.add_metric([dc, share], bucket.wait_seconds[share])
+                gave_up.add_metric([dc, share], bucket.gave_up[share])
             ratio = 1.0 if stretcher is None else stretcher.datacenter_stretch.get(dc, 1.0)
             stretch.add_metric([dc], ratio)
-        yield from (limit, requests, wait, stretch)
+        yield from (limit, requests, wait, gave_up, stretch)
         models = catalogue.READ_MODEL_SCHEDULE_STRETCH.family(
             "How far the read model's schedule is stretched to fit the request budget: its "
             "runs are this many times its interval apart."

@@ -120,7 +120,7 @@ class HealthGroup(StrictModel):
 
 
 class HealthConfig(StrictModel):
-    evaluation_interval: Duration = 1.0
+    evaluation_interval: Duration = 0.25
     """How often the health checks are evaluated from the probes' cached results."""
     raise_after: int = Field(default=3, ge=1, le=100)
     """Consecutive breaching readings before a check enters a worse state."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import model_validator
 
@@ -34,12 +34,16 @@ class BacklogConfig(ProbeSchedule):
 
 
 class ReplicationConfig(ProbeSchedule):
-    interval: Duration = 1.0
+    interval: Duration = 0.1
     """How often a sentinel (writer mode) is written; the heartbeat interval a regional exporter
     expects, so set it the same on both. It bounds how far a stall's start can precede the
     first sentinel that misses it, so it is the error of the lag at a random moment (100ms
     reads a stall to within 60 ms at p90; see docs/replication.md for its cost)."""
-    timeout: Duration = 0.9
+    timeout: Duration = 1.0
+    """How long one round (the sentinel's write, at 80 % of it) may take. It may be longer
+    than `interval`: the rounds due while a slow write goes on are skipped and counted in
+    `cqrs_probe_skipped_runs_total`, and the sentinels already written are still looked for."""
+    timeout_may_outlast_interval: ClassVar[bool] = True
     mode: ReplicationMode = ReplicationMode.WRITER
     poll_interval: Duration = 0.050
     """How often an unseen sentinel (or an overdue heartbeat) is looked for."""

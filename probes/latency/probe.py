@@ -228,13 +228,14 @@ class LatencyProbe(Probe):
     def _histograms(self) -> Iterator[Metric]:
         command = COMMAND_DURATION.family(
             "Latency of the probe's commands (writes into the monitoring keyspace through "
-            "the write datacenter), from each request's intended start; timeouts, errors and "
-            "missed slots count at the timeout."
+            "the write datacenter), from each request's intended start (less any wait for "
+            "the request budget); timeouts, errors and missed slots count at the timeout."
         )
         query = QUERY_DURATION.family(
             "Latency of the probe's queries per datacenter (query=\"\": the probe's own read; "
-            "otherwise a declared read-model query), from each request's intended start; "
-            "timeouts, errors and missed slots count at the timeout."
+            "otherwise a declared read-model query), from each request's intended start (less "
+            "any wait for the request budget); timeouts, errors and missed slots count at the "
+            "timeout."
         )
         for series in self.series:
             key = series.key

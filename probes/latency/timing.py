@@ -2,10 +2,11 @@
 
 Slot `i` has the intended start `t0 + i / rate`. Each request is timed from its intended
 start, not from when it was sent, so a late event loop or a slow predecessor shows up in
-the figures instead of silently thinning them. Requests run concurrently: a request that
-overruns its slot does not hold back the next one. The number in flight is bounded; a
-slot that finds every permitted request still running, or that can no longer be answered
-within the timeout, is recorded as missed, at the timeout value.
+the figures instead of silently thinning them (a wait for the request budget, the
+exporter's own pacing, is taken off by `CassandraConnection.timed`). Requests run
+concurrently: a request that overruns its slot does not hold back the next one. The number
+in flight is bounded; a slot that finds every permitted request still running, or that can
+no longer be answered within the timeout, is recorded as missed, at the timeout value.
 
 Every wake-up also notes how late it is in a shared `LagLog`: the streams together sample
 the event loop's lag often enough to flag timings that a late loop inflated.

@@ -26,6 +26,7 @@ from typing import Any
 
 from cassandra.query import PreparedStatement
 
+from exporter.budget import OverBudget
 from exporter.config import ReadModelConfig, SyncMethod
 from exporter.config.read_models import WRITTEN_AT, AuditConfig
 from exporter.connection import classify, describe
@@ -139,7 +140,8 @@ class _Run:
     recent: bool = False
     """Whether a sampled source row was written within the lag window."""
     stopped: bool = False
-    """No more requests: the budget's slots ran past `start_by`, or too many failed."""
+    """No more requests: the audit's own slots or the request budget's tokens ran past
+    `start_by`, or too many failed."""
     completed: bool = False
 
 
@@ -188,14 +190,23 @@ class AuditProbe(ReadModelBase):
 
     async def _send(self, run: _Run, query: str | PreparedStatement,
                     params: dict[str, Any] | None, datacenter: str) -> list[Any]:
-        """Send one request in its slot: nothing may await between `_slot` and this."""
+        """Send one request in its slot: nothing may await between `_slot` and this.
+
+        The request budget may hold it (`exporter.budget`), but not past `start_by`: then
+        `OverBudget`, and the run ends with what it has judged."""
         self.pacer.sent()
         self.queries += 1
-        # The driver call happens within this step, before the first await inside execute.
-        return await self.connection.execute(
-            query, params, datacenter=datacenter, consistency=self.read_model.consistency,
-            timeout=max(0.1, run.answer_by - self.clock.monotonic()),
-        )
+        now = self.clock.monotonic()
+        try:
+            return await self.connection.execute(
+                query, params, datacenter=datacenter, consistency=self.read_model.consistency,
+                timeout=max(0.1, run.answer_by - now),
+                admit_within=max(0.0, run.start_by - now),
+            )
+        except OverBudget:
+            self.queries -= 1  # not sent after all
+            run.stopped = True
+            raise
 
     # --- sampling ----------------------------------------------------------------------
 
@@ -250,6 +261,8 @@ class AuditProbe(ReadModelBase):
             rows = await self._send(run, lookup, values, self.datacenter)
         except (DeclaredCqlError, asyncio.CancelledError):
             raise
+        except OverBudget:
+            return  # not sent: the row is left for a later run
         except Exception as exc:  # this row's lookup failed: the row is not judged
             run.errors.append(exc)
             if len(run.errors) >= MAX_ERRORS_PER_RUN:
@@ -363,6 +376,8 @@ class AuditProbe(ReadModelBase):
             rows = await self._source_rows(run)
         except DeclaredCqlError:
             raise
+        except OverBudget:
+            return
         except Exception as exc:
             run.errors.append(exc)
             return

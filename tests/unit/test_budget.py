@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exporter.budget import READ_MODELS, RESERVED, RequestBudget, requesting
+from exporter.budget import READ_MODELS, RESERVED, OverBudget, RequestBudget, requesting
 from exporter.config import BudgetConfig
 from exporter.series_guard import GuardedRegistry
 from exporter.stretch import ScheduleStretch
@@ -242,3 +242,23 @@ async def test_a_read_model_sending_many_at_once_does_not_queue_them_ahead_of_an
     await asyncio.gather(audit(), checkpoint())
     # At 18 tokens a second shared by two in turn, a request waits about 2 / 18 s.
     assert len(waits) >= 5 and max(waits) < 0.3, waits
+
+
+async def test_a_read_model_request_given_a_deadline_is_not_held_past_it() -> None:
+    """A read model's run says how long its request may wait; a token that would come later
+    is not waited for (OverBudget, counted); the reserved share waits as it always does."""
+    budget = RequestBudget(BudgetConfig(requests_per_second_per_datacenter=10), ("dc1",))
+    bucket = budget.bucket("dc1")
+    bucket.tokens = 0.0  # empty: at 9 tokens a second, the next is 111 ms away
+    with requesting("read_model:audit", read_model=True):
+        started = time.monotonic()
+        with pytest.raises(OverBudget, match="dc1"):
+            await budget.take("dc1", within=0.05)
+        assert time.monotonic() - started < 0.04  # it did not wait to find out
+        assert bucket.gave_up == {RESERVED: 0, READ_MODELS: 1}
+        assert bucket.requests[READ_MODELS] == 0
+        await budget.take("dc1", within=5.0)  # within reach: waited for and taken
+        assert bucket.requests[READ_MODELS] == 1
+    with requesting("replication", read_model=False):
+        await budget.take("dc1")
+    assert bucket.requests[RESERVED] == 1 and bucket.gave_up[RESERVED] == 0

@@ -24,7 +24,7 @@ def errors_of(health: dict[str, Any], **extra: Any) -> list[str]:
 
 def test_defaults_follow_the_pattern() -> None:
     health = health_config().health
-    assert (health.raise_after, health.clear_after, health.evaluation_interval) == (3, 3, 1.0)
+    assert (health.raise_after, health.clear_after, health.evaluation_interval) == (3, 3, 0.25)
     assert health.severities.of(Check.WRITE_PATH) is Severity.DOWN
     assert health.severities.of(Check.READ_MODEL_SYNC_LAG) is Severity.DOWN
     for check in (

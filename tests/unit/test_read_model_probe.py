@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.budget import OverBudget
 from exporter.clock import FakeClock
 from exporter.config import parse_config
 from exporter.config.read_models import bind_names
@@ -312,3 +313,31 @@ async def test_a_source_clock_ahead_of_ours_is_shown_and_never_makes_negative_la
     db.head = int((NOW - 0.5) * 1e6)  # fixed
     await probe.run()
     assert probe.clock_ahead == 0.0
+
+
+async def test_a_run_the_request_budget_cannot_serve_ends_with_what_it_judged() -> None:
+    """The exporter's budget (not the audit's own) has no token left before the run's
+    start-by time: the request is not sent, the run ends successfully with what it judged, and
+    the rows left over are sampled again by the next run."""
+    probe, db, _ = audit_probe()
+    db.source = {f"r{i}": (i, NOW - 100) for i in range(50)}
+    db.target = {f"r{i}": (i, NOW - 99) for i in range(50)}
+    original = db.execute
+    given: list[float] = []
+
+    async def budget_after_ten(query: Any, params: Any = None, **kwargs: Any) -> list[Any]:
+        given.append(kwargs["admit_within"])
+        if len(given) > 11:  # the source query and ten lookups got tokens
+            raise OverBudget("eu-west")
+        return await original(query, params, **kwargs)
+
+    db.execute = budget_after_ten  # type: ignore[method-assign]
+    outcome = await probe.run()
+    assert outcome.success
+    assert probe.checks == 10 and probe.queries == 11 and db.requests == 11
+    assert probe.lag == pytest.approx(1.0)
+    # Nothing may wait for a token past the first 60 % of the 8 s timeout.
+    assert 0 < max(given) <= 0.6 * 8.0
+    db.execute = original  # type: ignore[method-assign]
+    await probe.run()
+    assert probe.checks == 50

@@ -27,8 +27,8 @@ def config(overrides: dict[str, Any] | None = None) -> Any:
 
 def test_defaults_follow_the_issue() -> None:
     replication = config().probes.replication
-    assert replication.interval == 1.0
-    assert replication.timeout < replication.interval
+    assert replication.interval == 0.1
+    assert replication.timeout == 1.0  # a round may outlast the interval (the next skipped)
     assert replication.poll_interval == 0.05
     assert replication.mode is ReplicationMode.WRITER
     assert replication.read_mode is ReadMode.LOCAL_ONE
@@ -37,13 +37,18 @@ def test_defaults_follow_the_issue() -> None:
     assert backlog.enabled and backlog.timeout < backlog.interval
 
 
+def test_a_sentinel_round_may_outlast_its_interval() -> None:
+    replication = config({"probes": {"replication": {"timeout": "2s"}}}).probes.replication
+    assert (replication.interval, replication.timeout) == (0.1, 2.0)
+
+
 @pytest.mark.parametrize(
     ("replication", "datacenters", "expected"),
     [
         (
-            {"interval": "1s", "timeout": "1s"},
+            {"backlog": {"interval": "5s", "timeout": "5s"}},
             {},
-            "probes.replication: timeout (1s) must be shorter than interval (1s)",
+            "probes.replication.backlog: timeout (5s) must be shorter than interval (5s)",
         ),
         (
             {"interval": "1s", "poll_interval": "1s"},
