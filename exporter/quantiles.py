@@ -80,6 +80,14 @@ def _new_hdr(highest: float) -> HdrHistogram:
     return HdrHistogram(1, max(2, round(highest * MICROS_PER_SECOND)), SIGNIFICANT_FIGURES)
 
 
+def _zeroed(histogram: HdrHistogram) -> HdrHistogram:
+    """`histogram` emptied in place, at C speed (HdrHistogram.reset walks its counts in Python)."""
+    counts = histogram.counts
+    ctypes.memset(ctypes.addressof(counts), 0, ctypes.sizeof(counts))
+    histogram.total_count, histogram.min_value, histogram.max_value = 0, sys.maxsize, 0
+    return histogram
+
+
 def _counts_upto(histogram: HdrHistogram, last_index: int) -> list[int]:
     """The counts array up to `last_index`, read at C speed where the layout allows."""
     counts = histogram.counts
@@ -106,6 +114,11 @@ class SlidingHistogram:
     seconds of samples. Samples above `highest` are recorded as `highest`. Every method
     runs in microseconds to a few milliseconds and does no I/O; nothing here is
     thread-safe (it lives on the event loop).
+
+    An expired slice's histogram is emptied and reused by the next slice, so a window
+    allocates at most `slices + 1` histograms in its life: allocating one per slice (tens of
+    kilobytes each, every few seconds for every window) fragments the heap, and the
+    process's RSS then grows by megabytes an hour though nothing is kept.
     """
 
     def __init__(
@@ -124,6 +137,8 @@ class SlidingHistogram:
         self.highest = highest
         self._clock = clock
         self._slices: deque[_Slice] = deque()
+        self._spare: list[HdrHistogram] = []
+        """Histograms of expired slices, emptied when a new slice takes one."""
         self._origin: float | None = None
         self._merged: HdrHistogram | None = None
 
@@ -135,7 +150,8 @@ class SlidingHistogram:
             return self._slices[-1]
         # Slices start on a fixed grid, so expiry is the same whenever samples arrive.
         start = now - ((now - self._origin) % self.slice_seconds)
-        current = _Slice(start, _new_hdr(self.highest))
+        histogram = _zeroed(self._spare.pop()) if self._spare else _new_hdr(self.highest)
+        current = _Slice(start, histogram)
         self._slices.append(current)
         return current
 
@@ -143,7 +159,9 @@ class SlidingHistogram:
         # A slice stays while its start is inside the window: at most `slices` of them.
         oldest_start = now - self.window
         while self._slices and self._slices[0].start <= oldest_start:
-            self._slices.popleft()
+            expired = self._slices.popleft()
+            if len(self._spare) < self.slices:
+                self._spare.append(expired.histogram)
 
     def record(self, seconds: float, count: int = 1, *, now: float | None = None) -> None:
         """Add `count` samples of `seconds` (clamped to 0..highest)."""
@@ -160,10 +178,7 @@ class SlidingHistogram:
         if self._merged is None:
             self._merged = _new_hdr(self.highest)
             return self._merged
-        merged = self._merged
-        ctypes.memset(ctypes.addressof(merged.counts), 0, ctypes.sizeof(merged.counts))
-        merged.total_count, merged.min_value, merged.max_value = 0, sys.maxsize, 0
-        return merged
+        return _zeroed(self._merged)
 
     def count(self, *, now: float | None = None) -> int:
         self._expire(self._clock() if now is None else now)

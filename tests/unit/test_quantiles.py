@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from exporter import quantiles
 from exporter.quantiles import (
     BucketHistogram,
     SlidingHistogram,
@@ -54,6 +55,39 @@ def test_samples_leave_the_window_one_slice_at_a_time() -> None:
     assert after.count == 99
     assert after.max == pytest.approx(0.001)
     assert window.snapshot(now=360.0).count == 0
+
+
+def test_a_window_reuses_expired_slices_and_forgets_their_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    allocated: list[object] = []
+    real = quantiles._new_hdr
+
+    def counting(highest: float) -> object:
+        allocated.append(real(highest))
+        return allocated[-1]
+
+    monkeypatch.setattr(quantiles, "_new_hdr", counting)
+    window = SlidingHistogram(50, 5, clock=lambda: 0.0)
+    rng = random.Random(7)
+    recent: list[tuple[float, float]] = []
+    # An hour of samples, one every 0.5 s: 360 slices of 10 s each.
+    for step in range(7200):
+        now = step * 0.5
+        value = rng.uniform(0.001, 0.2) if step < 3600 else rng.uniform(0.3, 0.4)
+        window.record(value, now=now)
+        recent.append((now, value))
+    now = 7199 * 0.5
+    # The window is the slices that started within the last 50 s: [3550, 3600).
+    kept = [v for t, v in recent if t >= 3550.0]
+    snapshot = window.snapshot(now=now)
+    assert snapshot.count == len(kept)
+    assert snapshot.p50 == pytest.approx(exact_quantile(kept, 0.5), rel=0.001)
+    assert snapshot.max == pytest.approx(max(kept), abs=1e-6)
+    # The samples below 0.3 s are half an hour old: none is left in a reused slice.
+    assert snapshot.p50 is not None and snapshot.p50 >= 0.3
+    # Five slices live, one expired and waiting, and the merge target: never one per slice.
+    assert len(allocated) <= 5 + 2
 
 
 def test_values_are_clamped_into_the_trackable_range() -> None:
