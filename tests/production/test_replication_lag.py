@@ -29,6 +29,10 @@ def lag_config(make: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     return make({
         "probes": {
             "replication": {
+                # A sentinel a second: these tests read a steady delay and a cut, which any
+                # cadence shows, and six JVMs on two cores leave little room for ten rounds a
+                # second (at 100 ms the lags and query p99 did not settle within 120 s).
+                "interval": "1s",
                 "sentinel_timeout": "60s",
                 "backlog": {"interval": "2s", "timeout": "1500ms"},
             },
