@@ -116,9 +116,8 @@ class SlidingHistogram:
     thread-safe (it lives on the event loop).
 
     An expired slice's histogram is emptied and reused by the next slice, so a window
-    allocates at most `slices + 1` histograms in its life: allocating one per slice (tens of
-    kilobytes each, every few seconds for every window) fragments the heap, and the
-    process's RSS then grows by megabytes an hour though nothing is kept.
+    allocates at most `slices + 1` histograms in its life rather than one of tens of
+    kilobytes per slice.
     """
 
     def __init__(
