@@ -10,15 +10,16 @@ newest ones' visibilities (`VisibilitySource.visibility_progress`). Read once pe
 evaluation, that gives every sentinel seen since the last reading its own visibility (the
 writer keeps the newest 256, far more than complete between two evaluations).
 
-A window holds a sorted list of its visibilities, so a quantile is a lookup, and expires
-them a slice (1 % of the window) at a time: about 40 bytes a sentinel, 1.4 MB for an hour
-of sentinels every 100 ms.
+A window holds a sorted array of its visibilities, so a quantile is a lookup, and expires
+them a slice (1 % of the window) at a time. Both hold unboxed doubles: 16 bytes a sentinel,
+0.6 MB per read datacenter for an hour of sentinels every 100 ms.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,8 +69,8 @@ class VisibilityWindow:
     def __init__(self, window: float) -> None:
         self.window = window
         self.slice_seconds = window / SLICES
-        self._slices: deque[tuple[float, list[float]]] = deque()
-        self._ordered: list[float] = []
+        self._slices: deque[tuple[float, array[float]]] = deque()
+        self._ordered: array[float] = array("d")
         self._seen: int | None = None
 
     def update(self, progress: Progress, now: float) -> None:
@@ -84,7 +85,7 @@ class VisibilityWindow:
             return
         start = now - now % self.slice_seconds
         if not self._slices or self._slices[-1][0] != start:
-            self._slices.append((start, []))
+            self._slices.append((start, array("d")))
         self._slices[-1][1].extend(new)
         for value in new:
             bisect.insort(self._ordered, value)
