@@ -112,9 +112,10 @@ class Bucket:
         self.requests[READ_MODELS if read_model else RESERVED] += 1
         return True
 
-    async def take(self, read_model: bool, within: float | None = None) -> None:
-        """Wait for a token; the read models queue one behind the other. With `within`
-        (seconds), a token that would come later is not waited for: `OverBudget`."""
+    async def take(self, read_model: bool, within: float | None = None) -> float:
+        """Wait for a token and return how long that took; the read models queue one behind
+        the other. With `within` (seconds), a token that would come later is not waited for:
+        `OverBudget`."""
         share = READ_MODELS if read_model else RESERVED
         started = self.monotonic()
         by = None if within is None else started + within
@@ -122,14 +123,11 @@ class Bucket:
             if read_model:
                 self.waiting += 1
                 try:
-                    async with asyncio.timeout(within):
-                        await self.lock.acquire()
+                    await _acquire_within(self.lock, within, self.datacenter)
                     try:
                         await self._wait_for(self.floor(True), by)
                     finally:
                         self.lock.release()
-                except TimeoutError:
-                    raise OverBudget(self.datacenter) from None
                 finally:
                     self.waiting -= 1
             else:
@@ -140,7 +138,9 @@ class Bucket:
             self.gave_up[share] += 1
             raise
         finally:
-            self.wait_seconds[share] += self.monotonic() - started
+            waited = self.monotonic() - started
+            self.wait_seconds[share] += waited
+        return waited
 
     async def _wait_for(self, floor: float, by: float | None) -> None:
         while (missing := floor - self._refilled()) > 0:
@@ -187,9 +187,10 @@ class RequestBudget:
             self.asked[key] = self.asked.get(key, 0) + 1
         return self.bucket(datacenter).try_take(requester.read_model)
 
-    async def take(self, datacenter: str, within: float | None = None) -> None:
-        """Wait for a token (after `try_take` found none); with `within` (seconds), at most
-        that long: a token that would come later raises `OverBudget` and is not taken.
+    async def take(self, datacenter: str, within: float | None = None) -> float:
+        """Wait for a token (after `try_take` found none) and return how long that took; with
+        `within` (seconds), at most that long: a token that would come later raises
+        `OverBudget` and is not taken.
 
         A read model queues one request at a time: the others of its own wait for their
         turn first, so a read model that sends many at once (an audit, 32 in flight) never
@@ -199,25 +200,35 @@ class RequestBudget:
         requester = _REQUESTER.get()
         bucket = self.bucket(datacenter)
         if not requester.read_model:
-            await bucket.take(False, within)
-            return
+            return await bucket.take(False, within)
         key = (requester.name, datacenter)
         turn = self._turns.get(key)
         if turn is None:
             turn = self._turns[key] = asyncio.Lock()
         started = self._monotonic()
         try:
-            async with asyncio.timeout(within):
-                await turn.acquire()
-        except TimeoutError:
+            await _acquire_within(turn, within, datacenter)
+        except OverBudget:
             bucket.gave_up[READ_MODELS] += 1
-            raise OverBudget(datacenter) from None
+            raise
         try:
             waited = self._monotonic() - started
             bucket.wait_seconds[READ_MODELS] += waited
-            await bucket.take(True, None if within is None else max(0.0, within - waited))
+            return waited + await bucket.take(
+                True, None if within is None else max(0.0, within - waited)
+            )
         finally:
             turn.release()
+
+
+async def _acquire_within(lock: asyncio.Lock, within: float | None, datacenter: str) -> None:
+    """Acquire `lock`, waiting at most `within` seconds (None: as long as it takes), else
+    `OverBudget`."""
+    try:
+        async with asyncio.timeout(within):
+            await lock.acquire()
+    except TimeoutError:
+        raise OverBudget(datacenter) from None
 
 
 def reserved_estimate(config: Config) -> dict[str, float]:

@@ -16,7 +16,6 @@ import functools
 import itertools
 import logging
 import ssl
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -401,9 +400,7 @@ class CassandraConnection:
         `within` seconds, else `OverBudget`); return how long that took."""
         if self.budget.try_take(datacenter):
             return 0.0
-        started = time.monotonic()
-        await self.budget.take(datacenter, within)
-        return time.monotonic() - started
+        return await self.budget.take(datacenter, within)
 
     def drain_answers(self) -> None:
         """Settle, on the loop, the timed requests answered since the last drain."""
