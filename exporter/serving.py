@@ -10,6 +10,7 @@ from typing import Any
 
 from exporter.app import create_app
 from exporter.config import Config
+from exporter.event_loop import freeze_when
 from exporter.service import Exporter
 from exporter.web.config import WebConfigError
 from exporter.web.server import HttpServer, ListenError, load_web_state
@@ -55,6 +56,7 @@ async def serve(
     fatal = exporter.fatal
     assert fatal is not None
     stopping = asyncio.create_task(stop.wait())
+    freezing = asyncio.create_task(freeze_when(lambda: exporter.runner.first_round_done))
     ends: set[asyncio.Future[Any]] = {stopping, fatal}
     done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
     code = EXIT_OK
@@ -65,6 +67,7 @@ async def serve(
     else:
         log.info("stopping on signal")
     stopping.cancel()
+    freezing.cancel()
     try:
         await asyncio.wait_for(http.stop(), timeout=config.server.shutdown_timeout + 3)
     except TimeoutError:

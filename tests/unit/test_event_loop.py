@@ -77,3 +77,39 @@ async def test_stop_without_start_is_harmless() -> None:
     await monitor.stop()
     assert monitor.current_lag() == 0.0
     await asyncio.sleep(0)
+
+
+async def test_start_up_objects_are_frozen_out_of_the_collector_once_start_up_is_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    import exporter.event_loop as event_loop
+
+    monkeypatch.setattr(event_loop, "FREEZE_POLL", 0.01)
+    started = {"done": False}
+    gc.unfreeze()
+    try:
+        freezing = asyncio.create_task(event_loop.freeze_when(lambda: started["done"]))
+        await asyncio.sleep(0.1)
+        assert not freezing.done() and gc.get_freeze_count() == 0, "frozen before start-up ended"
+        started["done"] = True
+        frozen = await asyncio.wait_for(freezing, timeout=10)
+        assert frozen > 1000 and gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+
+
+async def test_start_up_that_never_ends_is_frozen_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    import exporter.event_loop as event_loop
+
+    monkeypatch.setattr(event_loop, "FREEZE_POLL", 0.01)
+    gc.unfreeze()
+    try:
+        assert await asyncio.wait_for(event_loop.freeze_when(lambda: False, 0.05), 10) > 1000
+    finally:
+        gc.unfreeze()
