@@ -204,3 +204,20 @@ def test_sentinel_binds_render_params_and_match_by_value() -> None:
     assert matches({"status": "east-1-42"}, {"status": "sentinel_tag"}, binds)
     assert not matches({"status": "east-1-41"}, {"status": "sentinel_tag"}, binds)
     assert matches({"anything": 1}, {}, binds)
+
+
+def test_the_rows_an_audit_remembers_are_the_last_ones_judged_and_no_more() -> None:
+    import uuid
+
+    from probes.read_models.audit import Remembered
+
+    keys = [(uuid.uuid4(), 1_700_000_000_000_000 + i) for i in range(250)]
+    remembered = Remembered(capacity=100)
+    for key in keys:
+        remembered.add(key)
+    remembered.add(keys[-1])  # judged again: still one
+    assert len(remembered) == 100
+    assert all(key in remembered for key in keys[150:])
+    assert not any(key in remembered for key in keys[:150])
+    rewritten = (keys[-1][0], keys[-1][1] + 1)  # the same row written again is new
+    assert rewritten not in remembered
