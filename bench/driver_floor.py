@@ -14,8 +14,8 @@ Both run side by side, as processes of their own, against the same testbed:
 Over the same window, CPU seconds per request of each from /proc/<pid>/stat (every thread,
 user + system); the figure is the exporter's over the floor's.
 
-Run under the testbed lock (it starts a testbed unless one runs in $CQRS_TESTBED_DIR):
-    flock /work/wt/testbed.lock .venv/bin/python -m bench.driver_floor [--seconds 60]
+Run (it starts a testbed unless one runs in $CQRS_TESTBED_DIR):
+    .venv/bin/python -m bench.driver_floor [--seconds 60]
 Writes bench/results/driver_floor.json.
 """
 

@@ -3,12 +3,13 @@
 A real exporter (latency probes on, against the testbed) serves HTTP; a 5 ms ticker on its
 event loop measures how late the loop wakes. Phases of `--phase` seconds alternate, so both
 see the same machine: no scraper, and a scraper (a separate process, one scrape per second,
-with the headers Prometheus sends: OpenMetrics and gzip, from the cached render). Reported
+with the headers Prometheus sends: OpenMetrics and gzip, from the cached render); start-up's
+objects are frozen out of the cyclic collector first, as `cqrs-exporter serve` does. Reported
 per phase kind: lag p99, p99.9 and max, the scrapes' own durations, and the figure: the
 scraped p99.9 less the unscraped one (goal: at most 1 ms).
 
 Run (with a testbed up: `python -m testbed up`, same CQRS_TESTBED_NET / CQRS_TESTBED_DIR):
-    flock /work/wt/testbed.lock .venv/bin/python -m bench.scrape_loop_lag --rounds 6 --phase 10
+    .venv/bin/python -m bench.scrape_loop_lag --rounds 6 --phase 10
 Writes bench/results/scrape_loop_lag.json.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from bench.common import save_results, testbed
 from bench.quiet import load, wait_for_quiet
 from exporter.app import EXPOSITION, create_app
 from exporter.config import parse_config
+from exporter.event_loop import freeze_when
 from exporter.quantiles import exact_quantile
 from exporter.service import Exporter
 from probes.latency.probe import LatencyProbe
@@ -98,6 +101,8 @@ async def measure(cluster: TestbedCluster, rounds: int, phase: float) -> dict[st
             if time.monotonic() > deadline:
                 raise RuntimeError("the latency probe is not measuring after 180 s")
             await asyncio.sleep(0.5)
+        # As `cqrs-exporter serve` does once every probe has run.
+        await freeze_when(lambda: exporter.runner.first_round_done)
         size = len(await asyncio.to_thread(_get, url))
         renders_before = app[EXPOSITION].renders
         for _ in range(rounds):
@@ -114,6 +119,7 @@ async def measure(cluster: TestbedCluster, rounds: int, phase: float) -> dict[st
         loads.append(load())
     finally:
         await runner.cleanup()
+        gc.unfreeze()
     quiet, scraped = figures(lags["no_scraper"]), figures(lags["scraped"])
     return {
         "rounds": rounds,

@@ -10,7 +10,7 @@ exporter's RSS is read before, at the end and `--settle` seconds after.
 
 No cluster is needed: the exporter's Cassandra is unreachable, so every pre-created series
 is exported (with `--testbed`, the running testbed's, with the latency probes measuring:
-run that under the testbed lock).
+run it when no other bench uses that testbed).
 
 Run: .venv/bin/python -m bench.scrape_throughput [--rounds 3 --seconds 8]
 Writes bench/results/scrape_throughput.json.

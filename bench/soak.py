@@ -5,15 +5,16 @@ as the demo runs it) runs in its own process beside the reference workload (10 o
 second, projected); a scraper fetches /metrics once a second with Prometheus' headers. After
 a warm-up (by default past the latency probes' 5-minute window, whose histogram slices are
 allocated as it fills: a few MB), every `--every` seconds the bench reads the exporter's RSS,
-open file descriptors and threads from /proc, its asyncio tasks (the exporter dumps their
-count on SIGUSR1: a bench-side hook, nothing in the product), and the number of series
-/metrics shows. It reports each at the start and the end, the RSS slope, and the scrapes
-that failed.
+open file descriptors and threads from /proc, its asyncio tasks, Python heap blocks, glibc
+malloc totals and commonest object types (the exporter dumps them on SIGUSR1: a bench-side
+hook, nothing in the product), and the number of series /metrics shows. It reports each at
+the start and the end, the RSS slope, the object types that grew most, and the scrapes that
+failed.
 
 Goal over 30 minutes: RSS growth at most 5 MB; no growth in fds, tasks or series.
 
-Run under the testbed lock (it starts a testbed unless one runs in $CQRS_TESTBED_DIR):
-    flock /work/wt/testbed.lock .venv/bin/python -m bench.soak --minutes 30
+Run (it starts a testbed unless one runs in $CQRS_TESTBED_DIR):
+    .venv/bin/python -m bench.soak --minutes 30
 Writes bench/results/soak.json.
 """
 
@@ -49,20 +50,41 @@ from testbed.workload.read_models import (
 from testbed.workload.schema import DEFAULT_KEYSPACE
 from tests.support import config_for, free_port
 
-TASKS_ON_SIGNAL = textwrap.dedent(
+HOOKED_EXPORTER = textwrap.dedent(
     """
-    import asyncio, signal, sys
+    import asyncio, collections, ctypes, gc, json, signal, sys
     from exporter.cli import main
 
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+
     def dump(signum, frame):
-        tasks = len(asyncio.all_tasks(asyncio.get_running_loop()))
-        with open(sys.argv[1], "w") as out:
-            out.write(str(tasks))
+        heap = libc.mallinfo2()
+        types = collections.Counter(type(o).__name__ for o in gc.get_objects())
+        reading = {
+            "tasks": len(asyncio.all_tasks(asyncio.get_running_loop())),
+            "python_blocks": sys.getallocatedblocks(),
+            "malloc_in_use_mb": (heap.uordblks + heap.hblkhd) / 2**20,
+            "malloc_free_mb": heap.fordblks / 2**20,
+            "types": dict(types.most_common(40)),
+        }
+        with open(sys.argv[1] + ".part", "w") as out:
+            json.dump(reading, out)
+        import os
+        os.replace(sys.argv[1] + ".part", sys.argv[1])
 
     signal.signal(signal.SIGUSR1, dump)
     sys.exit(main(sys.argv[2:]))
     """
 )
+"""The exporter run by the bench, with a hook that dumps (on SIGUSR1) its asyncio tasks, its
+Python heap (allocated blocks, the commonest object types) and glibc's malloc totals, which
+split RSS growth into Python objects and native memory."""
 
 PROMETHEUS_HEADERS = {
     "Accept": "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4",
@@ -70,16 +92,17 @@ PROMETHEUS_HEADERS = {
 }
 
 
-def tasks(pid: int, path: Path, timeout: float = 10.0) -> int:
+def inside(pid: int, path: Path, timeout: float = 10.0) -> dict[str, Any]:
+    """What the exporter's hook reports from inside the process."""
     path.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return int(path.read_text())
-        except (FileNotFoundError, ValueError):
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
             if time.monotonic() > deadline:
-                raise RuntimeError("the exporter wrote no task count") from None
+                raise RuntimeError("the exporter's hook wrote nothing") from None
             time.sleep(0.05)
 
 
@@ -127,16 +150,27 @@ def exporter_config(cluster: Any, keyspace: str) -> dict[str, Any]:
     }
 
 
-def reading(pid: int, url: str, tasks_path: Path, started: float) -> dict[str, Any]:
+def reading(pid: int, url: str, hook_path: Path, started: float) -> dict[str, Any]:
+    hook = inside(pid, hook_path)
     return {
         "minute": round((time.monotonic() - started) / 60, 2),
         "rss_mb": round(rss_bytes(pid) / 2**20, 2),
         "fds": open_fds(pid),
         "threads": threads(pid),
-        "tasks": tasks(pid, tasks_path),
+        "tasks": hook["tasks"],
+        "python_blocks": hook["python_blocks"],
+        "malloc_in_use_mb": round(hook["malloc_in_use_mb"], 2),
+        "malloc_free_mb": round(hook["malloc_free_mb"], 2),
         "series": series(url),
         "load": round(load(), 2),
+        "types": hook["types"],
     }
+
+
+def type_growth(first: dict[str, int], last: dict[str, int], top: int = 10) -> dict[str, int]:
+    """The object types whose count grew most between two readings."""
+    grown = {name: last.get(name, 0) - first.get(name, 0) for name in set(first) | set(last)}
+    return dict(sorted(((n, g) for n, g in grown.items() if g), key=lambda x: -abs(x[1]))[:top])
 
 
 def slope_mb_per_hour(samples: list[dict[str, Any]]) -> float:
@@ -157,7 +191,7 @@ def soak(cluster: Any, minutes: float, every: float, warm: float) -> dict[str, A
             port = free_port()
             url = f"http://127.0.0.1:{port}/metrics"
             argv = [
-                sys.executable, "-c", TASKS_ON_SIGNAL, str(root / "tasks"), "serve",
+                sys.executable, "-c", HOOKED_EXPORTER, str(root / "hook.json"), "serve",
                 "--config", str(root / "config.yaml"), "--listen", f"127.0.0.1:{port}",
             ]
             with (root / "log").open("wb") as log_file:
@@ -171,13 +205,15 @@ def soak(cluster: Any, minutes: float, every: float, warm: float) -> dict[str, A
                 # Growth in RSS, fds, tasks and series does not depend on the load.
                 load_at_start = wait_for_quiet(timeout=120, required=False)
                 started = time.monotonic()
-                samples = [reading(exporter.pid, url, root / "tasks", started)]
-                print(json.dumps(samples[-1]), flush=True)
+                samples = [reading(exporter.pid, url, root / "hook.json", started)]
+                print(json.dumps({k: v for k, v in samples[-1].items() if k != "types"}),
+                      flush=True)
                 end = started + minutes * 60
                 while time.monotonic() < end:
                     time.sleep(min(every, max(0.0, end - time.monotonic())))
-                    samples.append(reading(exporter.pid, url, root / "tasks", started))
-                    print(json.dumps(samples[-1]), flush=True)
+                    samples.append(reading(exporter.pid, url, root / "hook.json", started))
+                    print(json.dumps({k: v for k, v in samples[-1].items() if k != "types"}),
+                      flush=True)
                 if exporter.poll() is not None:
                     raise RuntimeError(f"the exporter exited with {exporter.returncode}")
             finally:
@@ -198,13 +234,15 @@ def soak(cluster: Any, minutes: float, every: float, warm: float) -> dict[str, A
         "start": first,
         "end": last,
         "growth": {key: round(last[key] - first[key], 2)
-                   for key in ("rss_mb", "fds", "threads", "tasks", "series")},
+                   for key in ("rss_mb", "fds", "threads", "tasks", "series", "python_blocks",
+                               "malloc_in_use_mb", "malloc_free_mb")},
+        "types_grown": type_growth(first["types"], last["types"]),
         "rss_max_mb": max(s["rss_mb"] for s in samples),
         "rss_slope_mb_per_hour": round(slope_mb_per_hour(samples), 2),
         "scrapes": {"ok": scraper.ok, "failed": scraper.failed,
                     "slowest_ms": round(scraper.slowest * 1000, 1)},
         "load_average": [load_at_start, load()],
-        "samples": samples,
+        "samples": [{k: v for k, v in s.items() if k != "types"} for s in samples],
     }
 
 
